@@ -1,0 +1,1 @@
+"""Writers of deployed networks to on-disk formats (lava-dl netx HDF5)."""

@@ -1,0 +1,1 @@
+"""Running deployed networks: Lava CPU simulation, bit-exact emulator, op counts and energy."""
