@@ -1,0 +1,85 @@
+"""Table 1 of the DIET-SNN paper on Fashion-MNIST: ANN, plain conversion at T, weight-only SNN
+training, and full DIET-SNN (weights + leak + threshold), with wall times.
+
+    .venv/bin/python benchmarks/table1_fashion_mnist.py [--arch vgg5] [--ann-epochs 6] ...
+
+Stages are checkpointed under --workdir and resumed on a rerun. Prints a Markdown table and
+writes the figures as JSON next to the checkpoints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from dietsnn_deploy.pipeline import TrainConfig, run_ann, run_convert, run_snn
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="vgg5")
+    parser.add_argument("--timesteps", type=int, default=5)
+    parser.add_argument("--ann-epochs", type=int, default=6)
+    parser.add_argument("--snn-epochs", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workdir", default="runs/table1")
+    parser.add_argument("--only", choices=["ann", "weights", "diet"], help="run one stage")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    work = Path(args.workdir)
+    cfg = TrainConfig(
+        dataset="fashion-mnist",
+        arch=args.arch,
+        timesteps=args.timesteps,
+        ann_epochs=args.ann_epochs,
+        snn_epochs=args.snn_epochs,
+    )
+    ann_path, conv_path = work / "ann.pt", work / "converted.pt"
+    times: dict[str, float] = {}
+    results_path = work / "table1.json"
+    results: dict = {}
+
+    def timed(name: str, fn):
+        start = time.perf_counter()
+        out = fn()
+        times[name] = time.perf_counter() - start
+        return out
+
+    if args.only in (None, "ann"):
+        _, info = timed("ann", lambda: run_ann(cfg, ann_path))
+        results["ann"] = info.ann_accuracy
+        _, info = timed("convert", lambda: run_convert(cfg, ann_path, conv_path))
+        results["converted"] = info.converted_accuracy
+    if args.only in (None, "weights"):
+        weights_cfg = replace(cfg, train_threshold=False, train_leak=False)
+        _, info = timed("weights", lambda: run_snn(weights_cfg, conv_path, work / "weights.pt"))
+        results["weights"] = info.accuracy
+    if args.only in (None, "diet"):
+        _, info = timed("diet", lambda: run_snn(cfg, conv_path, work / "diet.pt"))
+        results["diet"] = info.accuracy
+        results["diet_leaks"] = info.history[-1]["leaks"]
+        results["diet_thresholds"] = info.history[-1]["thresholds"]
+    # Stages may run as parallel processes: merge with what the others wrote meanwhile.
+    merged = json.loads(results_path.read_text()) if results_path.exists() else {}
+    merged.setdefault("wall_seconds", {}).update(times)
+    merged.update({k: v for k, v in results.items()})
+    results = merged
+    work.mkdir(parents=True, exist_ok=True)
+    results_path.write_text(json.dumps(results, indent=2))
+
+    def pct(key: str) -> str:
+        return f"{100 * results[key]:.2f}%" if results.get(key) is not None else "—"
+
+    print(f"| arch | ANN | ANN-SNN (T={cfg.timesteps}) | weight optimisation | DIET-SNN |")
+    print("|---|---|---|---|---|")
+    print(f"| {args.arch} | {pct('ann')} | {pct('converted')} | {pct('weights')} | {pct('diet')} |")
+    print("wall seconds:", {k: round(v) for k, v in results["wall_seconds"].items()})
+
+
+if __name__ == "__main__":
+    main()

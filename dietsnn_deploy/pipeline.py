@@ -1,0 +1,220 @@
+"""The training pipeline as resumable stages, each ending in a checkpoint.
+
+``train`` = ANN → conversion → DIET. Every stage writes its checkpoint after every epoch, so a
+rerun with the same output path skips finished stages and continues an unfinished one from its
+last completed epoch (the cosine schedule restarts over the epochs that remain).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from dietsnn_deploy.checkpoints import ModelInfo, load_checkpoint, save_checkpoint
+from dietsnn_deploy.data import dataset_info, make_loader
+from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.models import DietNet, build_model
+from dietsnn_deploy.training import convert, evaluate, train_ann, train_snn
+
+
+@dataclass
+class TrainConfig:
+    """Options of the three stages (defaults follow the paper and the official code)."""
+
+    dataset: str = "digits"
+    arch: str = "vgg-tiny"
+    data_dir: str | None = None
+    timesteps: int = 5
+    ann_epochs: int = 20
+    snn_epochs: int = 5
+    batch_size: int = 128
+    snn_batch_size: int = 64
+    ann_lr: float = 1e-3
+    snn_lr: float = 1e-4
+    weight_decay: float = 5e-4
+    dropout: float = 0.2
+    percentile: float = 99.7
+    threshold_scale: float = 1.0
+    calibration_images: int = 512
+    encoding: str = "direct"
+    neuron: str = "lif"  # "if" keeps every leak at 1
+    train_threshold: bool = True
+    train_leak: bool = True
+    train_limit: int | None = None
+    test_limit: int | None = None
+    seed: int = 0
+    progress: bool = True
+
+
+def stage_paths(out: Path) -> dict[str, Path]:
+    """Where each stage's checkpoint goes: ``<stem>.ann.pt``, ``<stem>.converted.pt``, out."""
+    return {
+        "ann": out.with_name(f"{out.stem}.ann{out.suffix}"),
+        "converted": out.with_name(f"{out.stem}.converted{out.suffix}"),
+        "snn": out,
+    }
+
+
+def _loaders(cfg: TrainConfig, batch_size: int):
+    train = make_loader(
+        cfg.dataset,
+        "train",
+        batch_size,
+        data_dir=cfg.data_dir,
+        limit=cfg.train_limit,
+        seed=cfg.seed,
+    )
+    test = make_loader(cfg.dataset, "test", 256, data_dir=cfg.data_dir, limit=cfg.test_limit)
+    return train, test
+
+
+def _completed(path: Path, stage: str) -> tuple[DietNet, ModelInfo] | None:
+    if not path.exists():
+        return None
+    model, info = load_checkpoint(path)
+    return (model, info) if info.stage == stage else None
+
+
+def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
+    """Stage 1, resuming from ``out`` if it holds a partial ANN run."""
+    torch.manual_seed(cfg.seed)
+    data = dataset_info(cfg.dataset, cfg.data_dir)
+    done = _completed(out, "ann")
+    if done is not None:
+        model, info = done
+        if info.arch != cfg.arch or info.dataset != cfg.dataset:
+            raise DeployError(f"{out} holds {info.arch} on {info.dataset}; use another -o path")
+    else:
+        model = build_model(cfg.arch, data.in_shape, data.num_classes, cfg.dropout)
+        info = ModelInfo(
+            arch=cfg.arch,
+            dataset=cfg.dataset,
+            in_shape=data.in_shape,
+            num_classes=data.num_classes,
+            mean=data.mean,
+            std=data.std,
+            stage="ann",
+            timesteps=cfg.timesteps,
+            dropout=cfg.dropout,
+        )
+    if len(info.history) >= cfg.ann_epochs:
+        return model, info
+    train, test = _loaders(cfg, cfg.batch_size)
+
+    def save(entry: dict) -> None:
+        info.history.append(entry)
+        info.ann_accuracy = info.accuracy = entry["test_accuracy"]
+        save_checkpoint(model, info, out)
+
+    train_ann(
+        model,
+        train,
+        test,
+        epochs=cfg.ann_epochs,
+        lr=cfg.ann_lr,
+        weight_decay=cfg.weight_decay,
+        progress=cfg.progress,
+        start_epoch=len(info.history),
+        on_epoch=save,
+    )
+    return model, info
+
+
+def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, ModelInfo]:
+    """Stage 2 from a finished ANN checkpoint."""
+    done = _completed(out, "converted")
+    if done is not None:
+        return done
+    model, info = load_checkpoint(ann_path)
+    if info.stage != "ann":
+        raise DeployError(
+            f"{ann_path}: convert needs an ANN checkpoint, this one is '{info.stage}'"
+        )
+    images = _calibration_batch(cfg)
+    thresholds = convert(
+        model,
+        images,
+        timesteps=cfg.timesteps,
+        percentile=cfg.percentile,
+        scale=cfg.threshold_scale,
+        progress=cfg.progress,
+    )
+    model.encoding = cfg.encoding
+    model.timesteps = cfg.timesteps
+    info.stage, info.timesteps, info.encoding = "converted", cfg.timesteps, cfg.encoding
+    info.initial_thresholds, info.initial_leaks = thresholds, model.leaks()
+    _, test = _loaders(cfg, cfg.snn_batch_size)
+    info.converted_accuracy = info.accuracy = evaluate(
+        model, test, progress=cfg.progress, desc="converted eval"
+    ).accuracy
+    save_checkpoint(model, info, out)
+    return model, info
+
+
+def _calibration_batch(cfg: TrainConfig) -> torch.Tensor:
+    """The first ``calibration_images`` shuffled, un-augmented training images."""
+    loader = make_loader(
+        cfg.dataset,
+        "train",
+        cfg.calibration_images,
+        data_dir=cfg.data_dir,
+        augment=False,
+        shuffle=True,
+        seed=cfg.seed,
+        limit=cfg.train_limit,
+    )
+    images, _ = next(iter(loader))
+    return images
+
+
+def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet, ModelInfo]:
+    """Stage 3 (DIET, or weights only / IF as the ablation flags say), resumable."""
+    torch.manual_seed(cfg.seed)
+    done = out.exists() and load_checkpoint(out)
+    if done and done[1].stage == "snn":
+        model, info = done
+    else:
+        model, info = load_checkpoint(converted_path)
+        if info.stage != "converted":
+            raise DeployError(
+                f"{converted_path}: train-snn needs a converted checkpoint, not '{info.stage}'"
+            )
+        info.stage = "snn"
+        info.history = [h for h in info.history if h["stage"] == "ann"]
+    model.encoding = info.encoding = cfg.encoding
+    if cfg.neuron == "if":
+        model.set_neuron_params(leaks=[1.0] * len(model.neuron_keys))
+    done_epochs = sum(1 for h in info.history if h["stage"] != "ann")
+    if done_epochs >= cfg.snn_epochs:
+        return model, info
+    train, test = _loaders(cfg, cfg.snn_batch_size)
+
+    def save(entry: dict) -> None:
+        info.history.append(entry)
+        info.accuracy = entry["test_accuracy"]
+        save_checkpoint(model, info, out)
+
+    train_snn(
+        model,
+        train,
+        test,
+        epochs=cfg.snn_epochs,
+        lr=cfg.snn_lr,
+        train_threshold=cfg.train_threshold,
+        train_leak=cfg.train_leak and cfg.neuron == "lif",
+        progress=cfg.progress,
+        start_epoch=done_epochs,
+        on_epoch=save,
+    )
+    return model, info
+
+
+def run_all(cfg: TrainConfig, out: Path) -> ModelInfo:
+    """ANN → conversion → DIET, each stage resumed or skipped as its checkpoint says."""
+    paths = stage_paths(out)
+    run_ann(cfg, paths["ann"])
+    run_convert(cfg, paths["ann"], paths["converted"])
+    _, info = run_snn(cfg, paths["converted"], paths["snn"])
+    return info
