@@ -26,6 +26,9 @@ def main() -> None:
     parser.add_argument("--timesteps", type=int, default=5)
     parser.add_argument("--ann-epochs", type=int, default=6)
     parser.add_argument("--snn-epochs", type=int, default=1)
+    parser.add_argument(
+        "--snn-train-limit", type=int, help="train the SNN stages on the first N images only"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", default="runs/table1")
     parser.add_argument("--only", choices=["ann", "weights", "diet"], help="run one stage")
@@ -39,6 +42,7 @@ def main() -> None:
         ann_epochs=args.ann_epochs,
         snn_epochs=args.snn_epochs,
     )
+    snn_cfg = replace(cfg, train_limit=args.snn_train_limit)
     ann_path, conv_path = work / "ann.pt", work / "converted.pt"
     times: dict[str, float] = {}
     results_path = work / "table1.json"
@@ -56,11 +60,11 @@ def main() -> None:
         _, info = timed("convert", lambda: run_convert(cfg, ann_path, conv_path))
         results["converted"] = info.converted_accuracy
     if args.only in (None, "weights"):
-        weights_cfg = replace(cfg, train_threshold=False, train_leak=False)
+        weights_cfg = replace(snn_cfg, train_threshold=False, train_leak=False)
         _, info = timed("weights", lambda: run_snn(weights_cfg, conv_path, work / "weights.pt"))
         results["weights"] = info.accuracy
     if args.only in (None, "diet"):
-        _, info = timed("diet", lambda: run_snn(cfg, conv_path, work / "diet.pt"))
+        _, info = timed("diet", lambda: run_snn(snn_cfg, conv_path, work / "diet.pt"))
         results["diet"] = info.accuracy
         results["diet_leaks"] = info.history[-1]["leaks"]
         results["diet_thresholds"] = info.history[-1]["thresholds"]

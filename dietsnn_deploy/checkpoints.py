@@ -55,9 +55,14 @@ def save_checkpoint(model: DietNet, info: ModelInfo, path: str | os.PathLike) ->
         std=list(info.std),
         thresholds=model.thresholds(),
         leaks=model.leaks(),
-        state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        state_dict={_plain_key(k): v.detach().cpu() for k, v in model.state_dict().items()},
     )
     atomic_torch_save(payload, Path(path))
+
+
+def _plain_key(key: str) -> str:
+    """State-dict key without a parametrization's indirection (hardware fine-tuning)."""
+    return key.replace(".parametrizations.weight.original", ".weight")
 
 
 def atomic_torch_save(payload: dict, path: Path) -> None:

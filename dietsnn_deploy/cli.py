@@ -184,6 +184,151 @@ def evaluate(checkpoint, dataset, data_dir, arch, timesteps, limit, batch_size, 
 
 
 @cli.command()
+@_train_options
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+def finetune(checkpoint: str, output: str, **options) -> None:
+    """Hardware-aware fine-tuning: hard reset, quantized weights, leaks and thresholds."""
+    from dietsnn_deploy.pipeline import run_finetune
+
+    _, info = run_finetune(_config(options), Path(checkpoint), Path(output))
+    click.echo(f"hardware-aware {info.arch} on {info.dataset}: accuracy {100 * info.accuracy:.2f}%")
+
+
+def _load_any(path: str, data_dir, arch=None, dataset=None, calibration: int = 512):
+    """A deployed network from a netx file, or quantized from a checkpoint on the fly."""
+    from exporters.netx import read_netx
+
+    file = Path(path)
+    if not file.is_file():
+        raise DeployError(f"file not found: {file}")
+    with open(file, "rb") as handle:
+        is_hdf5 = handle.read(8) == b"\x89HDF\r\n\x1a\n"
+    if is_hdf5:
+        return read_netx(file)
+    from dietsnn_deploy.checkpoints import load_checkpoint
+    from dietsnn_deploy.pipeline import calibration_images
+    from dietsnn_deploy.quantize import quantize
+
+    model, info = load_checkpoint(file, arch=arch, dataset=dataset, data_dir=data_dir)
+    if info.stage == "ann":
+        raise DeployError(f"{file} is an ANN checkpoint; convert and train it first")
+    images = calibration_images(info, data_dir, calibration)
+    return quantize(model, images, mean=info.mean, std=info.std, dataset=info.dataset)
+
+
+def _quantization_table(net) -> str:
+    lines = [
+        f"{'layer':<12}{'scale':>10}{'weight RMSE':>13}{'saturated':>11}{'vThMant':>9}{'vDecay':>8}"
+    ]
+    for q in net.quantization:
+        lines.append(
+            f"{q.name:<12}{q.scale:>10.2f}{q.weight_rmse:>13.2e}{100 * q.weight_saturated:>10.2f}%"
+            f"{q.threshold:>9d}{q.v_decay:>8d}"
+        )
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="default: <checkpoint>.net")
+@click.option("--data-dir", default=None, help="dataset folder (calibration images)")
+@click.option("--arch", help="architecture, for official DIET-SNN checkpoints")
+@click.option("--dataset", help="dataset, for official DIET-SNN checkpoints")
+@click.option("--calibration", default=512, show_default=True, type=click.IntRange(1))
+def export(checkpoint, output, data_dir, arch, dataset, calibration) -> None:
+    """Quantize a trained checkpoint to Loihi fixed point and write a netx HDF5 file."""
+    from exporters.netx import write_netx
+
+    net = _load_any(checkpoint, data_dir, arch, dataset, calibration)
+    output = Path(output or Path(checkpoint).with_suffix(".net"))
+    write_netx(net, output)
+    click.echo(_quantization_table(net))
+    kinds = " → ".join(layer.kind for layer in net.layers)
+    click.echo(f"wrote {output}: {kinds}, T={net.timesteps}")
+
+
+def _layer_names(net) -> list[str]:
+    return [f"{i}:{layer.kind}" for i, layer in enumerate(net.layers)]
+
+
+@cli.command()
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("--dataset", help="dataset (default: the network's)")
+@click.option("--data-dir", default=None)
+@click.option("-n", "--limit", type=click.IntRange(1), help="first N test images (default all)")
+@click.option(
+    "--backend", type=click.Choice(["emulator", "lava"]), default="emulator", show_default=True
+)
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1))
+@click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+def simulate(network, dataset, data_dir, limit, backend, batch_size, as_json) -> None:
+    """Classify test images with the deployed network on Lava or on the emulator."""
+    import time
+
+    net = _load_any(network, data_dir)
+    dataset = dataset or net.dataset
+    if net.dataset and dataset != net.dataset:
+        raise DeployError(f"{network} was trained on {net.dataset}, not {dataset}")
+    images, labels = _raw_test_images(net, dataset, data_dir, limit)
+    start = time.perf_counter()
+    if backend == "lava":
+        from hw_sim.lava_runner import run_lava
+
+        result = run_lava(net, images, progress=not as_json)
+        predictions, spikes = result.predictions, result.record.spikes
+        counts = [None if s is None else int(s.sum()) for s in spikes]
+    else:
+        from hw_sim.emulator import classify
+
+        result = classify(net, images, batch_size=batch_size, progress=not as_json)
+        predictions, counts = result.predictions, result.spike_counts
+    seconds = time.perf_counter() - start
+    accuracy = float((predictions == labels).double().mean())
+    names = _layer_names(net)
+    spike_counts = {n: c for n, c in zip(names, counts, strict=True) if c is not None}
+    report = {
+        "network": str(network),
+        "backend": backend,
+        "dataset": dataset,
+        "images": len(labels),
+        "timesteps": net.timesteps,
+        "accuracy": accuracy,
+        "predictions": [int(p) for p in predictions],
+        "spike_counts": spike_counts,
+        "seconds_per_image": seconds / len(labels),
+    }
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(
+        f"{backend}: accuracy {100 * accuracy:.2f}% on {len(labels)} {dataset} test images, "
+        f"{1000 * seconds / len(labels):.2f} ms/image"
+    )
+    for name, count in spike_counts.items():
+        click.echo(f"  {name:>10}: {count / len(labels):.1f} spikes/image")
+
+
+def _raw_test_images(net, dataset: str, data_dir, limit):
+    """Test images as float pixels in [0, 1] (the host encoder normalises them itself)."""
+    from dietsnn_deploy.data import make_loader
+
+    channels = net.encoder.in_shape[0]
+    loader = make_loader(
+        dataset,
+        "test",
+        4096,
+        data_dir=data_dir,
+        limit=limit,
+        normalization=((0.0,) * channels, (1.0,) * channels),
+    )
+    import torch
+
+    batches = list(loader)
+    return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+
+
+@cli.command()
 @click.option("--workdir", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 def demo(workdir: str) -> None:
     """The main job on the embedded digits data: train a DIET-SNN end to end."""

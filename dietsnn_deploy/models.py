@@ -112,6 +112,8 @@ class DietNet(nn.Module):
         self.reset_mode: Reset = "soft"
         self.threshold = nn.ParameterDict()
         self.leak = nn.ParameterDict()
+        # Hardware-aware fine-tuning sets this to round leak and threshold as Loihi will.
+        self.hardware = None
 
     # -- neuron parameters -------------------------------------------------------------
     def _add_neuron(self, key: str) -> None:
@@ -123,10 +125,10 @@ class DietNet(nn.Module):
         return [k[1:] for k in self.threshold.keys()]
 
     def thresholds(self) -> list[float]:
-        return [float(p) for p in self.threshold.values()]
+        return [float(p.detach()) for p in self.threshold.values()]
 
     def leaks(self) -> list[float]:
-        return [float(p) for p in self.leak.values()]
+        return [float(p.detach()) for p in self.leak.values()]
 
     def set_neuron_params(self, thresholds=None, leaks=None) -> None:
         """Overwrite per-layer thresholds and/or leaks (lists in layer order)."""
@@ -146,7 +148,11 @@ class DietNet(nn.Module):
                 p.clamp_(0.0, 1.0)
 
     def neuron(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.leak[f"l{key}"], self.threshold[f"t{key}"]
+        """(leak, threshold) of spiking layer ``key`` as the forward pass uses them."""
+        leak, threshold = self.leak[f"l{key}"], self.threshold[f"t{key}"]
+        if self.hardware is not None:
+            return self.hardware.neuron(key, leak, threshold)
+        return leak, threshold
 
     # -- modes -----------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -302,7 +308,8 @@ class DietVGG(DietNet):
                 h = self._lif(run, key, module(h))
             elif isinstance(module, nn.Dropout):
                 h = run.drop(key, h)
-        return self.classifier[-1](h.sum(0))
+        # Σ_t W·o_t summed over steps in order, so bulk and per-step runs agree bit for bit.
+        return self.classifier[-1](h).sum(0)
 
 
 class _Block(nn.Module):
@@ -371,7 +378,7 @@ class DietResNet(DietNet):
             inner = run.drop(f"b{i}", self._lif(run, f"b{i}a", _over_time(block.conv1, h)))
             current = _over_time(block.conv2, inner) + _over_time(block.shortcut, h)
             h = self._lif(run, f"b{i}b", current)
-        return self.classifier(h.flatten(2).sum(0))
+        return self.classifier(h.flatten(2)).sum(0)  # Σ_t W·o_t, as in DietVGG
 
 
 def _init_weights(model: nn.Module) -> None:

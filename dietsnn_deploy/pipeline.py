@@ -57,7 +57,9 @@ def stage_paths(out: Path) -> dict[str, Path]:
     }
 
 
-def _loaders(cfg: TrainConfig, batch_size: int):
+def _loaders(cfg: TrainConfig, batch_size: int, normalization=None):
+    """Shuffled, augmented train batches and the test set (``normalization`` = (mean, std)
+    overrides the dataset's, for checkpoints that were trained with another)."""
     train = make_loader(
         cfg.dataset,
         "train",
@@ -65,8 +67,16 @@ def _loaders(cfg: TrainConfig, batch_size: int):
         data_dir=cfg.data_dir,
         limit=cfg.train_limit,
         seed=cfg.seed,
+        normalization=normalization,
     )
-    test = make_loader(cfg.dataset, "test", 256, data_dir=cfg.data_dir, limit=cfg.test_limit)
+    test = make_loader(
+        cfg.dataset,
+        "test",
+        256,
+        data_dir=cfg.data_dir,
+        limit=cfg.test_limit,
+        normalization=normalization,
+    )
     return train, test
 
 
@@ -100,6 +110,8 @@ def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
             dropout=cfg.dropout,
         )
     if len(info.history) >= cfg.ann_epochs:
+        if done is None:  # ann_epochs 0 and nothing on disk: no ANN checkpoint would exist
+            raise DeployError(f"{out}: no ANN checkpoint to resume and ann_epochs is 0")
         return model, info
     train, test = _loaders(cfg, cfg.batch_size)
 
@@ -132,7 +144,7 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
         raise DeployError(
             f"{ann_path}: convert needs an ANN checkpoint, this one is '{info.stage}'"
         )
-    images = _calibration_batch(cfg)
+    images = calibration_images(info, cfg.data_dir, cfg.calibration_images)
     thresholds = convert(
         model,
         images,
@@ -151,22 +163,6 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
     ).accuracy
     save_checkpoint(model, info, out)
     return model, info
-
-
-def _calibration_batch(cfg: TrainConfig) -> torch.Tensor:
-    """The first ``calibration_images`` shuffled, un-augmented training images."""
-    loader = make_loader(
-        cfg.dataset,
-        "train",
-        cfg.calibration_images,
-        data_dir=cfg.data_dir,
-        augment=False,
-        shuffle=True,
-        seed=cfg.seed,
-        limit=cfg.train_limit,
-    )
-    images, _ = next(iter(loader))
-    return images
 
 
 def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet, ModelInfo]:
@@ -188,6 +184,8 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
         model.set_neuron_params(leaks=[1.0] * len(model.neuron_keys))
     done_epochs = sum(1 for h in info.history if h["stage"] != "ann")
     if done_epochs >= cfg.snn_epochs:
+        if not (done and done[1].stage == "snn"):  # snn_epochs 0: the converted SNN is the result
+            save_checkpoint(model, info, out)
         return model, info
     train, test = _loaders(cfg, cfg.snn_batch_size)
 
@@ -218,3 +216,58 @@ def run_all(cfg: TrainConfig, out: Path) -> ModelInfo:
     run_convert(cfg, paths["ann"], paths["converted"])
     _, info = run_snn(cfg, paths["converted"], paths["snn"])
     return info
+
+
+def calibration_images(info: ModelInfo, data_dir: str | None, count: int = 512) -> torch.Tensor:
+    """The first ``count`` un-augmented training images, normalised as the checkpoint says:
+    the same set for conversion, hardware fine-tuning and export (same host scale)."""
+    loader = make_loader(
+        info.dataset,
+        "train",
+        count,
+        data_dir=data_dir,
+        augment=False,
+        shuffle=False,
+        normalization=(info.mean, info.std),
+    )
+    images, _ = next(iter(loader))
+    return images
+
+
+def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, ModelInfo]:
+    """Hardware-aware fine-tuning of a trained SNN checkpoint (see ``hardware_aware``)."""
+    from dietsnn_deploy.hardware_aware import finetune_hardware
+
+    torch.manual_seed(cfg.seed)
+    done = out.exists() and load_checkpoint(out)
+    if done and done[1].stage == "hardware":
+        model, info = done
+    else:
+        model, info = load_checkpoint(source)
+        if info.stage not in ("snn", "converted"):
+            raise DeployError(f"{source}: finetune needs a trained SNN, not '{info.stage}'")
+        info.stage, info.reset = "hardware", "hard"
+    model.reset_mode = "hard"
+    done_epochs = sum(1 for h in info.history if h["stage"] == "hardware")
+    if done_epochs >= cfg.snn_epochs:
+        return model, info
+    cfg.dataset = info.dataset
+    train, test = _loaders(cfg, cfg.snn_batch_size, (info.mean, info.std))
+
+    def save(entry: dict) -> None:
+        info.history.append(entry)
+        info.accuracy = entry["test_accuracy"]
+        save_checkpoint(model, info, out)
+
+    finetune_hardware(
+        model,
+        calibration_images(info, cfg.data_dir),
+        train,
+        test,
+        epochs=cfg.snn_epochs,
+        lr=cfg.snn_lr,
+        progress=cfg.progress,
+        start_epoch=done_epochs,
+        on_epoch=save,
+    )
+    return model, info

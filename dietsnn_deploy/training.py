@@ -157,7 +157,8 @@ def convert(
 
     Layer l's threshold is the ``percentile`` of its input current W·x over ``images`` at each
     step, maximised over the T steps, with layers before l already spiking at their found
-    thresholds (direct input). Returns the thresholds (times ``scale``) it set.
+    (unscaled) thresholds (direct input). ``scale`` multiplies all of them at the end, as the
+    official code's ``scaling_factor`` does. Returns the thresholds it set.
     """
     model.spiking = True
     model.eval()
@@ -168,14 +169,16 @@ def convert(
         for key in tqdm(keys, desc="convert", disable=not progress):
             current = model.probe_current(images, key, timesteps)
             per_step = [_percentile(step, percentile) for step in current]
-            threshold = max(per_step) * scale
+            threshold = max(per_step)
             if not math.isfinite(threshold) or threshold <= 0:
                 raise DeployError(
                     f"convert: layer {key} has no positive input current (threshold {threshold})"
                 )
             model.threshold[f"t{key}"].fill_(threshold)
             found.append(threshold)
-    return found
+    scaled = [threshold * scale for threshold in found]
+    model.set_neuron_params(thresholds=scaled)
+    return scaled
 
 
 def _percentile(values: torch.Tensor, q: float) -> float:
@@ -196,11 +199,13 @@ def train_snn(
     progress: bool = True,
     start_epoch: int = 0,
     on_epoch=None,
+    after_step=None,
+    stage: str | None = None,
 ) -> list[dict]:
     """Stage 3: spike-based BPTT of weights and, as asked, per-layer thresholds and leaks.
 
     Fixed parameters keep their conversion values; leaks are clamped to [0, 1] after every
-    step.
+    step, then ``after_step()`` runs if given.
     """
     model.spiking = True
     for p in model.threshold.values():
@@ -209,7 +214,13 @@ def train_snn(
         p.requires_grad_(train_leak)
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr, amsgrad=True)
-    stage = "diet" if (train_threshold or train_leak) else "snn-weights"
+    stage = stage or ("diet" if (train_threshold or train_leak) else "snn-weights")
+
+    def step_done() -> None:
+        model.clamp_leaks()
+        if after_step is not None:
+            after_step()
+
     try:
         return _fit(
             model,
@@ -221,7 +232,7 @@ def train_snn(
             progress,
             start_epoch=start_epoch,
             on_epoch=on_epoch,
-            after_step=model.clamp_leaks,
+            after_step=step_done,
         )
     finally:
         for p in (*model.threshold.values(), *model.leak.values()):
