@@ -1,0 +1,45 @@
+"""Lava (netx file, fixed point) and hw_sim.emulator agree bit for bit on exported networks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fixtures_nets import child_processes, random_images, random_network
+
+from exporters.netx import read_netx, write_netx
+from hw_sim.emulator import emulate
+from hw_sim.host import encode_drive
+from hw_sim.lava_runner import run_lava
+
+pytestmark = pytest.mark.lava
+
+# (arch, seed, timesteps, images): 28 images over three architectures, incl. folded pools and
+# a network deeper (5 Lava layers) than its T = 2.
+CASES = [
+    ("dense", 21, 5, 6),
+    ("conv", 22, 5, 6),
+    ("pooled", 23, 5, 6),
+    ("pooled", 24, 6, 6),
+    ("conv", 25, 2, 4),
+]
+
+
+@pytest.mark.parametrize(("arch", "seed", "timesteps", "count"), CASES)
+def test_lava_and_emulator_agree(tmp_path, arch, seed, timesteps, count):
+    path = tmp_path / f"{arch}.net"
+    write_netx(random_network(arch, seed, timesteps=timesteps), path)
+    net = read_netx(path)
+    images = random_images(count, net.encoder.in_shape, seed=seed + 100)
+
+    lava = run_lava(path, images, progress=False).record
+    emulated = emulate(net, encode_drive(net.encoder, images))
+
+    assert len(lava.spikes) == len(emulated.spikes) == len(net.layers)
+    for index, (ours, theirs) in enumerate(zip(lava.spikes, emulated.spikes, strict=True)):
+        if ours is None or theirs is None:
+            assert ours is None and theirs is None, f"layer {index}"
+            continue
+        assert torch.equal(ours, theirs), f"layer {index} ({net.layers[index].kind}) spikes differ"
+        assert 0.1 <= ours.float().mean() <= 0.4, f"layer {index} rate {ours.float().mean():.2f}"
+    assert torch.equal(lava.readout, emulated.readout)
+    assert child_processes() == []
