@@ -87,6 +87,11 @@ def _read(path: Path) -> dict:
         raise DeployError(f"{path}: not a readable checkpoint ({reason[:120]})") from None
     if not isinstance(payload, dict) or "state_dict" not in payload:
         raise DeployError(f"{path}: not a DIET-SNN checkpoint (no state_dict)")
+    if not isinstance(payload["state_dict"], dict):
+        raise DeployError(f"{path}: state_dict is not a dict")
+    for key, value in payload["state_dict"].items():
+        if not isinstance(value, torch.Tensor):
+            raise DeployError(f"{path}: state_dict entry '{key}' is not a tensor")
     return payload
 
 

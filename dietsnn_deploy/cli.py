@@ -264,49 +264,56 @@ def _layer_names(net) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def simulate(network, dataset, data_dir, limit, backend, batch_size, as_json) -> None:
     """Classify test images with the deployed network on Lava or on the emulator."""
+    net = _load_any(network, data_dir)
+    report = _simulate(net, dataset, data_dir, limit, backend, batch_size, not as_json)
+    report["network"] = str(network)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    click.echo(_simulation_line(report))
+    for name, count in report["spike_counts"].items():
+        click.echo(f"  {name:>10}: {count / report['images']:.1f} spikes/image")
+
+
+def _simulation_line(report: dict) -> str:
+    return (
+        f"{report['backend']}: accuracy {100 * report['accuracy']:.2f}% on {report['images']} "
+        f"{report['dataset']} test images, {1000 * report['seconds_per_image']:.2f} ms/image"
+    )
+
+
+def _simulate(net, dataset, data_dir, limit, backend: str, batch_size: int, progress: bool):
+    """Run test images through ``net`` on one backend; the report ``simulate --json`` prints."""
     import time
 
-    net = _load_any(network, data_dir)
     dataset = dataset or net.dataset
     if net.dataset and dataset != net.dataset:
-        raise DeployError(f"{network} was trained on {net.dataset}, not {dataset}")
+        raise DeployError(f"the network was trained on {net.dataset}, not {dataset}")
     images, labels = _raw_test_images(net, dataset, data_dir, limit)
     start = time.perf_counter()
     if backend == "lava":
         from hw_sim.lava_runner import run_lava
 
-        result = run_lava(net, images, progress=not as_json)
-        predictions, spikes = result.predictions, result.record.spikes
-        counts = [None if s is None else int(s.sum()) for s in spikes]
+        result = run_lava(net, images, progress=progress)
+        predictions = result.predictions
+        counts = [None if s is None else int(s.sum()) for s in result.record.spikes]
     else:
         from hw_sim.emulator import classify
 
-        result = classify(net, images, batch_size=batch_size, progress=not as_json)
+        result = classify(net, images, batch_size=batch_size, progress=progress)
         predictions, counts = result.predictions, result.spike_counts
     seconds = time.perf_counter() - start
-    accuracy = float((predictions == labels).double().mean())
     names = _layer_names(net)
-    spike_counts = {n: c for n, c in zip(names, counts, strict=True) if c is not None}
-    report = {
-        "network": str(network),
+    return {
         "backend": backend,
         "dataset": dataset,
         "images": len(labels),
         "timesteps": net.timesteps,
-        "accuracy": accuracy,
+        "accuracy": float((predictions == labels).double().mean()),
         "predictions": [int(p) for p in predictions],
-        "spike_counts": spike_counts,
+        "spike_counts": {n: c for n, c in zip(names, counts, strict=True) if c is not None},
         "seconds_per_image": seconds / len(labels),
     }
-    if as_json:
-        click.echo(json.dumps(report))
-        return
-    click.echo(
-        f"{backend}: accuracy {100 * accuracy:.2f}% on {len(labels)} {dataset} test images, "
-        f"{1000 * seconds / len(labels):.2f} ms/image"
-    )
-    for name, count in spike_counts.items():
-        click.echo(f"  {name:>10}: {count / len(labels):.1f} spikes/image")
 
 
 def _raw_test_images(net, dataset: str, data_dir, limit):
@@ -330,10 +337,14 @@ def _raw_test_images(net, dataset: str, data_dir, limit):
 
 @cli.command()
 @click.option("--workdir", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
-def demo(workdir: str) -> None:
-    """The main job on the embedded digits data: train a DIET-SNN end to end."""
-    from dietsnn_deploy.pipeline import TrainConfig, run_all
+@click.option("--lava-images", default=5, show_default=True, type=click.IntRange(1))
+def demo(workdir: str, lava_images: int) -> None:
+    """The main job on the embedded digits data: train a DIET-SNN end to end, fine-tune it
+    for the hardware, export it to netx, and classify on Lava and on the emulator."""
+    from dietsnn_deploy.pipeline import TrainConfig, run_all, run_finetune, stage_paths
+    from exporters.netx import write_netx
 
+    work = Path(workdir)
     cfg = TrainConfig(
         dataset="digits",
         arch="vgg-tiny",
@@ -344,8 +355,22 @@ def demo(workdir: str) -> None:
         batch_size=32,
         snn_batch_size=32,
     )
-    info = run_all(cfg, Path(workdir) / "digits.pt")
+    checkpoint = work / "digits.pt"
+    info = run_all(cfg, checkpoint)
     click.echo(_summary(info))
+    cfg.snn_epochs = 3
+    _, tuned = run_finetune(cfg, stage_paths(checkpoint)["snn"], work / "digits.hw.pt")
+    click.echo(f"hardware-aware fine-tuning (hard reset, quantized): {100 * tuned.accuracy:.2f}%")
+    net = _load_any(str(work / "digits.hw.pt"), None)
+    write_netx(net, work / "digits.net")
+    click.echo(_quantization_table(net))
+    click.echo(f"exported {work / 'digits.net'}")
+    emulated = _simulate(net, None, None, None, "emulator", 256, True)
+    click.echo(_simulation_line(emulated))
+    on_lava = _simulate(net, None, None, lava_images, "lava", 256, True)
+    click.echo(_simulation_line(on_lava))
+    same = on_lava["predictions"] == emulated["predictions"][:lava_images]
+    click.echo(f"Lava and emulator predictions on those {lava_images} images agree: {same}")
 
 
 def main() -> None:
