@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from dietsnn_deploy.atomic import atomic_path
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.models import ARCHITECTURES, DietNet, build_model
 
@@ -57,24 +57,13 @@ def save_checkpoint(model: DietNet, info: ModelInfo, path: str | os.PathLike) ->
         leaks=model.leaks(),
         state_dict={_plain_key(k): v.detach().cpu() for k, v in model.state_dict().items()},
     )
-    atomic_torch_save(payload, Path(path))
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
 
 
 def _plain_key(key: str) -> str:
     """State-dict key without a parametrization's indirection (hardware fine-tuning)."""
     return key.replace(".parametrizations.weight.original", ".weight")
-
-
-def atomic_torch_save(payload: dict, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read(path: Path) -> dict:

@@ -378,14 +378,18 @@ def main() -> None:
     try:
         cli.main(standalone_mode=False)
     except DeployError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+        _fail(str(exc), 2)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: show its help
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+        sys.exit(0)
     except click.ClickException as exc:
-        exc.show()
-        sys.exit(exc.exit_code)
+        hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+        _fail(exc.format_message() + hint, exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+
+
+def _fail(message: str, status: int) -> None:
+    """One ``error:`` line on stderr (newlines folded), then exit with ``status``."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    sys.exit(status)

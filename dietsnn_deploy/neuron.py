@@ -49,7 +49,9 @@ def lif_step(
     """One step: returns (spike, u after reset)."""
     u = leak * u + current
     spike = spike_fn(u / threshold - 1.0)
-    u = u - threshold * spike if reset == "soft" else u * (1.0 - spike)
+    # The reset treats the spike as a constant (official code; eq. 14: ∂u/∂θ = −o).
+    fired = spike.detach()
+    u = u - threshold * fired if reset == "soft" else u * (1.0 - fired)
     return spike, u
 
 

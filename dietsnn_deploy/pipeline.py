@@ -238,6 +238,8 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
     """Hardware-aware fine-tuning of a trained SNN checkpoint (see ``hardware_aware``)."""
     from dietsnn_deploy.hardware_aware import finetune_hardware
 
+    if cfg.snn_epochs < 1:
+        raise DeployError("finetune needs at least one epoch (--snn-epochs ≥ 1)")
     torch.manual_seed(cfg.seed)
     done = out.exists() and load_checkpoint(out)
     if done and done[1].stage == "hardware":

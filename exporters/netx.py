@@ -29,13 +29,13 @@ on an all-zero one and mis-scales about one in six without a positive entry.
 from __future__ import annotations
 
 import os
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from dietsnn_deploy.atomic import atomic_path
 from dietsnn_deploy.deployed import (
     DECAY_UNITY,
     THRESHOLD_MAX,
@@ -272,20 +272,11 @@ def _write_metadata(root: h5py.Group, net: DeployedNetwork) -> None:
 def write_netx(net: DeployedNetwork, path: str | os.PathLike) -> None:
     """Validate ``net`` and write it atomically as a netx HDF5 file ``netx.hdf5.Network`` loads."""
     validate_network(net)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with h5py.File(tmp, "w") as f:
-            layers = f.create_group("layer")
-            for index, layer in enumerate(net.layers):
-                _write_layer(layers.create_group(str(index)), layer)
-            _write_metadata(f, net)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        layers = f.create_group("layer")
+        for index, layer in enumerate(net.layers):
+            _write_layer(layers.create_group(str(index)), layer)
+        _write_metadata(f, net)
 
 
 # --- reader ------------------------------------------------------------------------------------

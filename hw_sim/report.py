@@ -9,37 +9,17 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from dietsnn_deploy.atomic import atomic_write_bytes, atomic_write_text
 from dietsnn_deploy.errors import DeployError
 from hw_sim.energy import EnergyReport
 from hw_sim.op_counter import LayerCounts, OpCounts
 
 PJ_PER_UJ = 1e6
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to a temp file next to ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def _paired(counts: OpCounts, report: EnergyReport) -> list[tuple[LayerCounts, object]]:
