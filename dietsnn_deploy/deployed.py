@@ -51,8 +51,9 @@ class Neuron:
 class HostEncoder:
     """The analog first layer, computed on the host (direct input encoding).
 
-    drive = clip(round(drive_scale · conv2d((x − mean)/std, weight)), ±BIAS_MAX), injected as
-    the ``bias`` (bias_mant) of the netx ``input`` layer, constant over the T steps.
+    drive = clip(round(drive_scale · conv2d((x − mean)/std, weight)), ±BIAS_MAX), where ``x``
+    is the image as pixels scaled to [0, 1], injected as the ``bias`` (bias_mant) of the netx
+    ``input`` layer, constant over the T steps.
     ``weight`` is float (Cout, Cin, kH, kW) in the model's units; ``drive_scale`` is in
     drive units (bias_mant) per float unit.
     """
