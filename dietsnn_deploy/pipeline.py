@@ -87,6 +87,36 @@ def _completed(path: Path, stage: str) -> tuple[DietNet, ModelInfo] | None:
     return (model, info) if info.stage == stage else None
 
 
+def _start_stage(
+    out: Path, stage: str, source: Path, needs: tuple[str, ...], command: str
+) -> tuple[DietNet, ModelInfo, bool]:
+    """Resume ``stage`` from ``out`` if it holds that stage, else start from ``source``,
+    whose stage must be one of ``needs``. Returns (model, info, resumed)."""
+    if out.exists():
+        model, info = load_checkpoint(out)
+        if info.stage == stage:
+            return model, info, True
+    model, info = load_checkpoint(source)
+    if info.stage not in needs:
+        raise DeployError(
+            f"{source}: {command} needs a {' or '.join(needs)} checkpoint, not '{info.stage}'"
+        )
+    return model, info, False
+
+
+def _saver(model: DietNet, info: ModelInfo, out: Path):
+    """``on_epoch`` callback: record the epoch and write the checkpoint."""
+
+    def save(entry: dict) -> None:
+        info.history.append(entry)
+        info.accuracy = entry["test_accuracy"]
+        if entry["stage"] == "ann":
+            info.ann_accuracy = info.accuracy
+        save_checkpoint(model, info, out)
+
+    return save
+
+
 def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
     """Stage 1, resuming from ``out`` if it holds a partial ANN run."""
     torch.manual_seed(cfg.seed)
@@ -114,12 +144,6 @@ def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
             raise DeployError(f"{out}: no ANN checkpoint to resume and ann_epochs is 0")
         return model, info
     train, test = _loaders(cfg, cfg.batch_size)
-
-    def save(entry: dict) -> None:
-        info.history.append(entry)
-        info.ann_accuracy = info.accuracy = entry["test_accuracy"]
-        save_checkpoint(model, info, out)
-
     train_ann(
         model,
         train,
@@ -129,7 +153,7 @@ def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
         weight_decay=cfg.weight_decay,
         progress=cfg.progress,
         start_epoch=len(info.history),
-        on_epoch=save,
+        on_epoch=_saver(model, info, out),
     )
     return model, info
 
@@ -168,15 +192,8 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
 def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet, ModelInfo]:
     """Stage 3 (DIET, or weights only / IF as the ablation flags say), resumable."""
     torch.manual_seed(cfg.seed)
-    done = out.exists() and load_checkpoint(out)
-    if done and done[1].stage == "snn":
-        model, info = done
-    else:
-        model, info = load_checkpoint(converted_path)
-        if info.stage != "converted":
-            raise DeployError(
-                f"{converted_path}: train-snn needs a converted checkpoint, not '{info.stage}'"
-            )
+    model, info, resumed = _start_stage(out, "snn", converted_path, ("converted",), "train-snn")
+    if not resumed:
         info.stage = "snn"
         info.history = [h for h in info.history if h["stage"] == "ann"]
     model.encoding = info.encoding = cfg.encoding
@@ -184,16 +201,10 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
         model.set_neuron_params(leaks=[1.0] * len(model.neuron_keys))
     done_epochs = sum(1 for h in info.history if h["stage"] != "ann")
     if done_epochs >= cfg.snn_epochs:
-        if not (done and done[1].stage == "snn"):  # snn_epochs 0: the converted SNN is the result
+        if not resumed:  # snn_epochs 0: the converted SNN is the result
             save_checkpoint(model, info, out)
         return model, info
     train, test = _loaders(cfg, cfg.snn_batch_size)
-
-    def save(entry: dict) -> None:
-        info.history.append(entry)
-        info.accuracy = entry["test_accuracy"]
-        save_checkpoint(model, info, out)
-
     train_snn(
         model,
         train,
@@ -204,7 +215,7 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
         train_leak=cfg.train_leak and cfg.neuron == "lif",
         progress=cfg.progress,
         start_epoch=done_epochs,
-        on_epoch=save,
+        on_epoch=_saver(model, info, out),
     )
     return model, info
 
@@ -241,13 +252,8 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
     if cfg.snn_epochs < 1:
         raise DeployError("finetune needs at least one epoch (--snn-epochs ≥ 1)")
     torch.manual_seed(cfg.seed)
-    done = out.exists() and load_checkpoint(out)
-    if done and done[1].stage == "hardware":
-        model, info = done
-    else:
-        model, info = load_checkpoint(source)
-        if info.stage not in ("snn", "converted"):
-            raise DeployError(f"{source}: finetune needs a trained SNN, not '{info.stage}'")
+    model, info, resumed = _start_stage(out, "hardware", source, ("snn", "converted"), "finetune")
+    if not resumed:
         info.stage, info.reset = "hardware", "hard"
     model.reset_mode = "hard"
     done_epochs = sum(1 for h in info.history if h["stage"] == "hardware")
@@ -255,12 +261,6 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
         return model, info
     cfg.dataset = info.dataset
     train, test = _loaders(cfg, cfg.snn_batch_size, (info.mean, info.std))
-
-    def save(entry: dict) -> None:
-        info.history.append(entry)
-        info.accuracy = entry["test_accuracy"]
-        save_checkpoint(model, info, out)
-
     finetune_hardware(
         model,
         calibration_images(info, cfg.data_dir),
@@ -270,6 +270,6 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
         lr=cfg.snn_lr,
         progress=cfg.progress,
         start_epoch=done_epochs,
-        on_epoch=save,
+        on_epoch=_saver(model, info, out),
     )
     return model, info
