@@ -144,12 +144,25 @@ def train_snn_cmd(converted_checkpoint: str, output: str, **options) -> None:
 @click.option("-n", "--limit", type=click.IntRange(1), help="first N test images")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def evaluate(checkpoint, dataset, data_dir, arch, timesteps, limit, batch_size, as_json) -> None:
-    """Test accuracy and per-layer spike rates of a checkpoint."""
+@click.option(
+    "--energy",
+    "energy_model",
+    metavar="MODEL",
+    help="also count the SNN's operations and price them with this energy model (paper-45nm, …)",
+)
+def evaluate(
+    checkpoint, dataset, data_dir, arch, timesteps, limit, batch_size, as_json, energy_model
+) -> None:
+    """Test accuracy and per-layer spike rates of a checkpoint (and, with --energy, its op
+    counts and energy per image, counted on the float model)."""
     from dietsnn_deploy.checkpoints import load_checkpoint
     from dietsnn_deploy.data import make_loader
     from dietsnn_deploy.training import evaluate as run_eval
 
+    if energy_model:
+        from hw_sim.energy import get_model
+
+        get_model(energy_model)  # an unknown name fails before any work
     model, info = load_checkpoint(checkpoint, arch=arch, dataset=dataset, data_dir=data_dir)
     if dataset and dataset != info.dataset:
         raise DeployError(f"{checkpoint} was trained on {info.dataset}, not {dataset}")
@@ -163,7 +176,17 @@ def evaluate(checkpoint, dataset, data_dir, arch, timesteps, limit, batch_size, 
         limit=limit,
         normalization=(info.mean, info.std),
     )
-    result = run_eval(model, loader, progress=not as_json)
+    if energy_model:  # one pass gives accuracy, spike rates and op counts
+        from hw_sim.energy import energy
+        from hw_sim.measure import measure_float
+        from hw_sim.report import report_dict
+
+        measured = measure_float(model, loader, progress=not as_json, desc="evaluate")
+        accuracy, spike_rates = measured.accuracy, measured.spike_rates
+        priced = energy(energy_model, measured.counts)
+    else:
+        result = run_eval(model, loader, progress=not as_json)
+        accuracy, spike_rates = result.accuracy, result.spike_rates
     report = {
         "checkpoint": str(checkpoint),
         "arch": info.arch,
@@ -171,16 +194,32 @@ def evaluate(checkpoint, dataset, data_dir, arch, timesteps, limit, batch_size, 
         "stage": info.stage,
         "timesteps": model.timesteps if model.spiking else None,
         "images": len(loader.dataset),
-        "accuracy": result.accuracy,
-        "spike_rates": result.spike_rates,
+        "accuracy": accuracy,
+        "spike_rates": spike_rates,
     }
+    if energy_model:
+        report["energy"] = report_dict(measured.counts, priced)
     if as_json:
         click.echo(json.dumps(report))
         return
     mode = f"SNN, T={model.timesteps}" if model.spiking else "ANN"
-    click.echo(f"{info.arch} on {info.dataset} ({mode}): accuracy {100 * result.accuracy:.2f}%")
-    for key, rate in result.spike_rates.items():
+    click.echo(f"{info.arch} on {info.dataset} ({mode}): accuracy {100 * accuracy:.2f}%")
+    for key, rate in spike_rates.items():
         click.echo(f"  layer {key:>6}: {rate:.3f} spikes/neuron")
+    if energy_model:
+        click.echo(_energy_totals(measured.counts, priced))
+
+
+def _energy_totals(counts, report) -> str:
+    """Two lines: per-image op totals and energies (the first layer's MACs once per image)."""
+    total = counts.total()
+    ratio = "—" if report.ratio is None else f"{report.ratio:.2f}×"
+    return (
+        f"  ops per image: ANN {total.ann_macs:,.0f} MACs; SNN {total.synaptic_events:,.0f} ACs"
+        f" + {total.host_macs:,.0f} host MACs (first layer, once per image)\n"
+        f"  energy per image ({report.model}): ANN {report.ann_pj / 1e6:.4f} µJ,"
+        f" SNN {report.snn_pj / 1e6:.4f} µJ, E_ANN/E_SNN {ratio}"
+    )
 
 
 @cli.command()
@@ -195,24 +234,40 @@ def finetune(checkpoint: str, output: str, **options) -> None:
     click.echo(f"hardware-aware {info.arch} on {info.dataset}: accuracy {100 * info.accuracy:.2f}%")
 
 
-def _load_any(path: str, data_dir, arch=None, dataset=None, calibration: int = 512):
-    """A deployed network from a netx file, or quantized from a checkpoint on the fly."""
-    from exporters.netx import read_netx
-
+def _is_netx(path: str) -> bool:
+    """True for a netx (HDF5) file, False for anything else; DeployError if it is missing."""
     file = Path(path)
     if not file.is_file():
         raise DeployError(f"file not found: {file}")
     with open(file, "rb") as handle:
-        is_hdf5 = handle.read(8) == b"\x89HDF\r\n\x1a\n"
-    if is_hdf5:
-        return read_netx(file)
+        return handle.read(8) == b"\x89HDF\r\n\x1a\n"
+
+
+def _load_any(path: str, data_dir, arch=None, dataset=None, calibration: int = 512):
+    """A deployed network from a netx file, or quantized from a checkpoint on the fly."""
+    from exporters.netx import read_netx
+
+    if _is_netx(path):
+        return read_netx(path)
+    model, info = _load_spiking(path, data_dir, arch, dataset)
+    return _quantize_checkpoint(model, info, data_dir, calibration)
+
+
+def _load_spiking(path: str, data_dir, arch=None, dataset=None):
+    """(model, info) of a checkpoint that holds an SNN (converted or trained)."""
     from dietsnn_deploy.checkpoints import load_checkpoint
+
+    model, info = load_checkpoint(path, arch=arch, dataset=dataset, data_dir=data_dir)
+    if info.stage == "ann":
+        raise DeployError(f"{path} is an ANN checkpoint; convert and train it first")
+    return model, info
+
+
+def _quantize_checkpoint(model, info, data_dir, calibration: int = 512):
+    """The deployed network of a loaded SNN checkpoint, at the model's current T."""
     from dietsnn_deploy.pipeline import calibration_images
     from dietsnn_deploy.quantize import quantize
 
-    model, info = load_checkpoint(file, arch=arch, dataset=dataset, data_dir=data_dir)
-    if info.stage == "ann":
-        raise DeployError(f"{file} is an ANN checkpoint; convert and train it first")
     images = calibration_images(info, data_dir, calibration)
     return quantize(model, images, mean=info.mean, std=info.std, dataset=info.dataset)
 
@@ -335,12 +390,271 @@ def _raw_test_images(net, dataset: str, data_dir, limit):
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
 
+def _timestep_list(text: str | None) -> list[int]:
+    """``"1,2,3,5"`` → [1, 2, 3, 5]; DeployError for anything else."""
+    if text is None:
+        return []
+    try:
+        steps = [int(item) for item in text.split(",")]
+    except ValueError:
+        steps = []
+    if not steps or min(steps) < 1:
+        raise DeployError(f"--sweep-timesteps wants integers ≥ 1 separated by commas, got {text!r}")
+    return steps
+
+
+@cli.command("energy")
+@click.argument("network", type=click.Path(dir_okay=False))
+@click.option("--dataset", help="dataset (default: the network's)")
+@click.option("--data-dir", default=None)
+@click.option("-n", "--limit", type=click.IntRange(1), help="first N test images (default all)")
+@click.option(
+    "--model",
+    "model_name",
+    default="paper-45nm",
+    show_default=True,
+    help="energy model: paper-45nm, horowitz-int8, horowitz-fp16, loihi, paper-45nm+memory",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["emulator", "lava"]),
+    default="emulator",
+    show_default=True,
+    help="where the deployed network runs (same spikes, same counts)",
+)
+@click.option(
+    "--float",
+    "on_float",
+    is_flag=True,
+    help="count on a checkpoint's float PyTorch SNN (its own reset) instead of quantizing it",
+)
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="write JSON here")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="write CSV here")
+@click.option("--plot", "plot_dir", type=click.Path(file_okay=False), help="write PNGs here")
+@click.option(
+    "--sweep-timesteps",
+    metavar="T1,T2,…",
+    help="checkpoints: also measure at these T and plot accuracy and energy against T",
+)
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1))
+@click.option("--arch", help="architecture, for official DIET-SNN checkpoints")
+@click.option("--calibration", default=512, show_default=True, type=click.IntRange(1))
+@click.option("--threads", type=click.IntRange(1), help="torch CPU threads")
+def energy_cmd(
+    network,
+    dataset,
+    data_dir,
+    limit,
+    model_name,
+    backend,
+    on_float,
+    json_path,
+    csv_path,
+    plot_dir,
+    sweep_timesteps,
+    batch_size,
+    arch,
+    calibration,
+    threads,
+) -> None:
+    """Op counts and energy per layer, ANN against SNN, from the spikes of test images.
+
+    NETWORK is a .net file (deployed; run on --backend) or a checkpoint (quantized on the
+    fly, or with --float counted on the float PyTorch model)."""
+    from hw_sim.energy import get_model
+
+    energy_model = get_model(model_name)
+    steps = _timestep_list(sweep_timesteps)
+    if dataset:
+        from dietsnn_deploy.data import dataset_info
+
+        dataset_info(dataset, data_dir)  # an unknown name fails before any work
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if on_float and backend == "lava":
+        raise DeployError("--float counts the PyTorch model; --backend is for deployed networks")
+    options = dict(
+        dataset=dataset, data_dir=data_dir, limit=limit, backend=backend, batch_size=batch_size
+    )
+    if _is_netx(network):
+        if on_float or steps:
+            flag = "--float" if on_float else "--sweep-timesteps"
+            raise DeployError(f"{flag} needs a checkpoint (.pt), not a deployed .net file")
+        from exporters.netx import read_netx
+
+        net = read_netx(network)
+        measured = _measure_deployed(net, **options)
+        title, neuron_params, sweep = _deployed_title(net, backend), None, []
+        notes = [
+            "leak/threshold plot (Fig. 2b) needs the checkpoint (.pt): a .net file holds only "
+            "the deployed integer thresholds and decays"
+        ]
+    else:
+        model, info = _load_spiking(network, data_dir, arch, dataset)
+        if dataset and dataset != info.dataset:
+            raise DeployError(f"{network} was trained on {info.dataset}, not {dataset}")
+        measure_at = _checkpoint_measurer(model, info, on_float, calibration, options)
+        measured = measure_at(model.timesteps)
+        source = (
+            f"float PyTorch SNN ({model.reset_mode} reset)" if on_float else _deployed_on(backend)
+        )
+        title = f"{info.arch} on {info.dataset}, {source}, T={model.timesteps}"
+        sweep = _sweep(steps, measure_at, measured, model, energy_model)
+        neuron_params, notes = _neuron_params(model, info)
+    _energy_report(
+        measured,
+        energy_model,
+        title,
+        json_path,
+        csv_path,
+        plot_dir,
+        context={"input": str(network)},
+        neuron_params=neuron_params,
+        sweep=sweep,
+        notes=notes if plot_dir else [],
+    )
+
+
+def _measure_deployed(net, *, dataset, data_dir, limit, backend, batch_size, progress=True):
+    from hw_sim.measure import measure_deployed
+
+    dataset = dataset or net.dataset
+    if net.dataset and dataset != net.dataset:
+        raise DeployError(f"the network was trained on {net.dataset}, not {dataset}")
+    images, labels = _raw_test_images(net, dataset, data_dir, limit)
+    return measure_deployed(
+        net, images, labels, backend=backend, batch_size=batch_size, progress=progress
+    )
+
+
+def _checkpoint_measurer(model, info, on_float: bool, calibration: int, options: dict):
+    """``measure_at(T)``: the checkpoint at T steps, counted on the float model or quantized
+    at that T and run on the chosen backend."""
+    from dietsnn_deploy.data import make_loader
+    from hw_sim.measure import measure_float
+
+    data_dir = options["data_dir"]
+    if on_float:
+        loader = make_loader(
+            info.dataset,
+            "test",
+            options["batch_size"],
+            data_dir=data_dir,
+            limit=options["limit"],
+            normalization=(info.mean, info.std),
+        )
+
+        def measure_at(steps: int):
+            model.timesteps = steps
+            return measure_float(model, loader, desc=f"count ops, T={steps}")
+
+        return measure_at
+
+    def measure_at(steps: int):
+        model.timesteps = steps
+        net = _quantize_checkpoint(model, info, data_dir, calibration)
+        return _measure_deployed(net, **options)
+
+    return measure_at
+
+
+def _sweep(steps: list[int], measure_at, measured, model, energy_model) -> list:
+    """Sweep points over ``steps`` (``measured`` is the run at the model's own T, reused),
+    leaving ``model`` at its own T afterwards."""
+    if not steps:
+        return []
+    from hw_sim.measure import sweep_timesteps
+
+    own = model.timesteps
+    try:
+        return sweep_timesteps(
+            steps, lambda t: measured if t == own else measure_at(t), energy_model
+        )
+    finally:
+        model.timesteps = own
+
+
+def _neuron_params(model, info) -> tuple:
+    """(leak/threshold series for Fig. 2b or None, notes explaining a missing plot)."""
+    from hw_sim.measure import neuron_parameters
+
+    try:
+        return neuron_parameters(model, info), []
+    except DeployError as exc:
+        return None, [f"leak/threshold plot (Fig. 2b) skipped: {exc}"]
+
+
+def _deployed_on(backend: str) -> str:
+    return "deployed (Loihi fixed point) on " + ("Lava" if backend == "lava" else "the emulator")
+
+
+def _deployed_title(net, backend: str) -> str:
+    return f"{net.arch} on {net.dataset}, {_deployed_on(backend)}, T={net.timesteps}"
+
+
+def _energy_report(
+    measured,
+    energy_model,
+    title: str,
+    json_path,
+    csv_path,
+    plot_dir,
+    *,
+    context: dict,
+    neuron_params=None,
+    sweep=(),
+    notes=(),
+) -> None:
+    """Print the per-layer table, the model's constants and the counting conventions; write
+    the files asked for and say where."""
+    from hw_sim.energy import energy
+    from hw_sim.measure import format_sweep, sweep_record, write_outputs
+    from hw_sim.report import format_table
+
+    report = energy(energy_model, measured.counts)
+    click.echo(
+        f"{title}: accuracy {100 * measured.accuracy:.2f}% on "
+        f"{measured.counts.num_images} test images"
+    )
+    click.echo(format_table(measured.counts, report))
+    click.echo(energy_model.describe())
+    click.echo("counting conventions:")
+    for note in measured.counts.notes:
+        click.echo(f"  - {note}")
+    if sweep:
+        click.echo(format_sweep(sweep, report.model))
+    context = {
+        **context,
+        "title": title,
+        "counted_on": measured.counted_on,
+        "accuracy": measured.accuracy,
+        "sweep": [sweep_record(p) for p in sweep],
+    }
+    written = write_outputs(
+        measured.counts,
+        report,
+        json_path=json_path,
+        csv_path=csv_path,
+        plot_dir=plot_dir,
+        context=context,
+        neuron_params=neuron_params,
+        sweep=sweep,
+    )
+    for what, path in written.items():
+        click.echo(f"wrote {what}: {path}")
+    for note in notes:
+        click.echo(note)
+
+
 @cli.command()
 @click.option("--workdir", default="runs/demo", show_default=True, type=click.Path(file_okay=False))
 @click.option("--lava-images", default=5, show_default=True, type=click.IntRange(1))
 def demo(workdir: str, lava_images: int) -> None:
     """The main job on the embedded digits data: train a DIET-SNN end to end, fine-tune it
-    for the hardware, export it to netx, and classify on Lava and on the emulator."""
+    for the hardware, export it to netx, classify on Lava and on the emulator, and report
+    its op counts and energy (files under WORKDIR/energy)."""
     from dietsnn_deploy.pipeline import TrainConfig, run_all, run_finetune, stage_paths
     from exporters.netx import write_netx
 
@@ -371,6 +685,51 @@ def demo(workdir: str, lava_images: int) -> None:
     click.echo(_simulation_line(on_lava))
     same = on_lava["predictions"] == emulated["predictions"][:lava_images]
     click.echo(f"Lava and emulator predictions on those {lava_images} images agree: {same}")
+    _demo_energy(work, net)
+
+
+def _demo_energy(work: Path, net) -> None:
+    """The demo's energy report: the deployed network on the emulator over the whole test set
+    (table, JSON, CSV, plots under ``work/energy``), Fig. 2b from the fine-tuned checkpoint,
+    and the totals of the float soft-reset DIET-SNN for comparison."""
+    from dietsnn_deploy.checkpoints import load_checkpoint
+    from dietsnn_deploy.data import make_loader
+    from hw_sim.energy import DEFAULT_MODEL, energy, get_model
+    from hw_sim.measure import measure_float, neuron_parameters
+
+    energy_model = get_model(DEFAULT_MODEL)
+    out = work / "energy"
+    tuned, tuned_info = load_checkpoint(work / "digits.hw.pt")
+    click.echo("")
+    deployed = _measure_deployed(
+        net, dataset=None, data_dir=None, limit=None, backend="emulator", batch_size=256
+    )
+    _energy_report(
+        deployed,
+        energy_model,
+        _deployed_title(net, "emulator"),
+        out / "energy.json",
+        out / "energy.csv",
+        out,
+        context={"input": str(work / "digits.net")},
+        neuron_params=neuron_parameters(tuned, tuned_info),
+    )
+    soft, soft_info = load_checkpoint(work / "digits.pt")
+    loader = make_loader("digits", "test", 256, normalization=(soft_info.mean, soft_info.std))
+    floated = measure_float(soft, loader)
+    rows = []
+    for label, measured in (("float DIET-SNN (digits.pt)", floated), ("deployed", deployed)):
+        total, report = measured.counts.total(), energy(energy_model, measured.counts)
+        rows.append(
+            f"  {label:<27}{measured.counted_on:>19}{100 * measured.accuracy:>9.2f}%"
+            f"{total.spike_rate:>11.4f}{total.synaptic_events:>12,.0f}{report.ratio:>9.2f}×"
+        )
+    click.echo(
+        f"  {'network':<27}{'spikes from':>19}{'accuracy':>10}{'spike rate':>11}"
+        f"{'ACs/image':>12}{'ANN/SNN':>10}"
+    )
+    click.echo("\n".join(rows))
+    click.echo(f"energy report of the digits model: {out}/")
 
 
 def main() -> None:

@@ -17,8 +17,9 @@ One row per neuron layer of the :class:`DeployedNetwork` (input, conv, dense, re
   step (≥ 1 synaptic event; the input layer's bias drive makes all of its updates active).
 - ``spike_rate`` = spikes over all T steps / neurons (eq. 18).
 
-Counting needs only the geometry (:func:`counting_plan`) and a :class:`SpikeRecord`, so spikes
-from the float PyTorch model laid out the same way can be counted too. Values are per image.
+Counting needs only the geometry and a :class:`SpikeRecord`: :func:`counting_plan` reads it off
+a deployed network, :func:`float_counting_plan` off the float PyTorch VGG (the same rows), whose
+recorded spikes :func:`float_spike_record` lays out for the counter. Values are per image.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from dietsnn_deploy.deployed import (
     SpikeRecord,
 )
 from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.models import DietNet, DietVGG
+from dietsnn_deploy.quantize import synapses
 
 Kind = Literal["input", "conv", "dense", "readout", "total"]
 
@@ -125,6 +128,12 @@ def _dense_ann_macs(layer: DenseLayer, name: str) -> int:
     return f_in // layer.pool**2 * f_out
 
 
+def _layer_name(name: str, readout: bool, pool: int) -> str:
+    """``conv2``/``fc1``/``readout``, prefixed ``pool+`` when a pool is folded into it."""
+    name = "readout" if readout else name
+    return f"pool+{name}" if pool > 1 else name
+
+
 def counting_plan(net: DeployedNetwork) -> list[LayerGeometry]:
     """The geometry of every neuron layer of ``net``, named conv1 (host) … readout."""
     layers = net.layers
@@ -155,7 +164,7 @@ def counting_plan(net: DeployedNetwork) -> list[LayerGeometry]:
         readout = index == len(layers) - 1
         if isinstance(layer, ConvLayer):
             convs += 1
-            name = "readout" if readout else f"conv{convs}"
+            name = _layer_name(f"conv{convs}", readout, layer.pool)
             kernel = tuple(layer.weight.shape[2:])
             synapse = ConvGeometry(
                 in_shape=tuple(layer.in_shape),
@@ -168,14 +177,12 @@ def counting_plan(net: DeployedNetwork) -> list[LayerGeometry]:
             kind: Kind = "readout" if readout else "conv"
         elif isinstance(layer, DenseLayer):
             denses += 1
-            name = "readout" if readout else f"fc{denses}"
+            name = _layer_name(f"fc{denses}", readout, layer.pool)
             synapse = DenseGeometry(int(layer.weight.shape[1]), int(layer.weight.shape[0]))
             macs = _dense_ann_macs(layer, name)
             kind = "readout" if readout else "dense"
         else:
             raise DeployError(f"layer {index}: unsupported kind {getattr(layer, 'kind', layer)}")
-        if layer.pool > 1:
-            name = f"pool+{name}"
         plan.append(
             LayerGeometry(
                 name=name,
@@ -191,6 +198,89 @@ def counting_plan(net: DeployedNetwork) -> list[LayerGeometry]:
         )
         source = index
     return plan
+
+
+def _conv_out_shape(in_shape: tuple[int, ...], channels: int, kernel, stride, padding) -> Shape3:
+    height = (in_shape[1] + 2 * padding[0] - kernel[0]) // stride[0] + 1
+    width = (in_shape[2] + 2 * padding[1] - kernel[1]) // stride[1] + 1
+    return (channels, height, width)
+
+
+def float_counting_plan(model: DietNet) -> list[LayerGeometry]:
+    """The plan :func:`counting_plan` gives the deployed network, read off a float VGG without
+    quantizing it: same names, shapes, folded geometry and ANN MACs. Row ``index`` is the
+    position of the layer's synapse in ``quantize.synapses(model)``, the layout of
+    :func:`float_spike_record`. Direct input only (the first layer's MACs are counted once)."""
+    if not isinstance(model, DietVGG):
+        raise DeployError(
+            f"op counting supports the VGG family; '{model.spec.name}' has residual additions"
+        )
+    if model.encoding != "direct":
+        raise DeployError(
+            f"op counting needs direct (static) input; this model uses {model.encoding} encoding"
+        )
+    syns = synapses(model)
+    first = syns[0].module
+    kernel = tuple(first.kernel_size)
+    shape = _conv_out_shape(
+        syns[0].in_shape, first.out_channels, kernel, first.stride, first.padding
+    )
+    host_macs = kernel[0] * kernel[1] * first.in_channels * int(np.prod(shape))
+    plan = [LayerGeometry("conv1", "input", 0, shape, None, None, host_macs, host_macs, True)]
+    convs, denses = 1, 0
+    for index, syn in enumerate(syns[1:], start=1):
+        readout, k, module = syn.key is None, syn.pool, syn.module
+        if tuple(syn.in_shape) != tuple(shape):
+            raise DeployError(f"layer {index}: receives {syn.in_shape}, previous layer is {shape}")
+        if isinstance(module, torch.nn.Conv2d):
+            convs += 1
+            kh, kw = module.kernel_size
+            kernel = (kh * k, kw * k)
+            stride = tuple(v * k for v in module.stride)
+            padding = tuple(v * k for v in module.padding)
+            out = _conv_out_shape(shape, module.out_channels, kernel, stride, padding)
+            synapse: ConvGeometry | DenseGeometry = ConvGeometry(
+                tuple(shape), out, kernel, stride, padding
+            )
+            macs = kh * kw * module.in_channels * int(np.prod(out))
+            name, kind = _layer_name(f"conv{convs}", readout, k), "conv"
+        else:
+            denses += 1
+            in_features = int(np.prod(shape))
+            if module.in_features * k * k != in_features:
+                raise DeployError(
+                    f"layer {index}: {module.in_features} inputs after a {k}× pool do not fit "
+                    f"{in_features} spiking neurons"
+                )
+            out = (module.out_features,)
+            synapse = DenseGeometry(in_features, module.out_features)
+            macs = module.in_features * module.out_features
+            name, kind = _layer_name(f"fc{denses}", readout, k), "dense"
+        plan.append(
+            LayerGeometry(
+                name=name,
+                kind="readout" if readout else kind,
+                index=index,
+                shape=out,
+                source=index - 1,
+                synapse=synapse,
+                ann_macs=macs,
+                host_macs=0,
+                spiking=not readout,
+            )
+        )
+        shape = out
+    return plan
+
+
+def float_spike_record(model: DietNet, spikes: dict[str, torch.Tensor]) -> SpikeRecord:
+    """A float model's recorded spikes (``SNNOutput.spikes``: key → (T, B, …)) laid out as
+    :func:`float_counting_plan` indexes them (the readout has none)."""
+    keys = [syn.key for syn in synapses(model)]
+    missing = [key for key in keys if key is not None and key not in spikes]
+    if missing:
+        raise DeployError(f"no recorded spikes for layer(s) {', '.join(missing)}")
+    return SpikeRecord(spikes=[None if key is None else spikes[key] for key in keys], readout=None)
 
 
 @dataclass(frozen=True)

@@ -125,8 +125,15 @@ def report_dict(counts: OpCounts, report: EnergyReport) -> dict:
     }
 
 
-def write_json(path: str | Path, counts: OpCounts, report: EnergyReport) -> Path:
-    return atomic_write_text(path, json.dumps(report_dict(counts, report), indent=2) + "\n")
+def write_json(
+    path: str | Path, counts: OpCounts, report: EnergyReport, context: dict | None = None
+) -> Path:
+    """:func:`report_dict`, preceded by ``context`` (what was measured, how; JSON values)."""
+    doc = report_dict(counts, report)
+    clash = sorted(set(context or {}) & set(doc))
+    if clash:
+        raise DeployError(f"report context would overwrite {', '.join(clash)}")
+    return atomic_write_text(path, json.dumps({**(context or {}), **doc}, indent=2) + "\n")
 
 
 CSV_COLUMNS = ("name", "kind", "neurons", "spikes", "spike_rate", "ann_macs", "snn_acs",

@@ -1,0 +1,228 @@
+"""Measure what a network costs: run test images, count the operations its spikes cause, and
+price them with an energy model.
+
+A deployed network runs on the bit-exact emulator or on Lava (the same spikes, hence the same
+counts); a float DIET-SNN runs in PyTorch with its own reset (soft as DIET-trained, hard after
+hardware fine-tuning). Both are counted by :class:`OpCounter` on the same plan (layer names,
+folded geometry, ANN MACs), so the rows of a float and a deployed network compare one to one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from dietsnn_deploy.checkpoints import ModelInfo
+from dietsnn_deploy.deployed import DeployedNetwork
+from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.models import DietNet
+from hw_sim.emulator import classify
+from hw_sim.energy import EnergyModel, EnergyReport, energy
+from hw_sim.op_counter import OpCounter, OpCounts, float_counting_plan, float_spike_record
+from hw_sim.report import (
+    plot_layer_energy,
+    plot_leak_threshold,
+    plot_spike_rates,
+    plot_timestep_sweep,
+    write_csv,
+    write_json,
+)
+
+BACKENDS = ("emulator", "lava")
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Per-image op counts of one run over ``counts.num_images`` test images, and its accuracy.
+
+    ``counted_on`` says what produced the spikes ("emulator", "lava", "float (soft reset)");
+    ``spike_rates`` holds spikes per neuron over all T per spiking layer, keyed by the plan's
+    layer names for a deployed network and by neuron key ("0", "3", …) for a float model, as
+    ``evaluate`` prints them.
+    """
+
+    counts: OpCounts
+    accuracy: float
+    predictions: torch.Tensor  # (N,) int64
+    counted_on: str
+    spike_rates: dict[str, float]
+
+
+def measure_deployed(
+    net: DeployedNetwork,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    backend: str = "emulator",
+    batch_size: int = 256,
+    progress: bool = True,
+) -> Measurement:
+    """Classify ``images`` (N, C, H, W, pixels in [0, 1]) with ``net`` on ``backend`` and count
+    the operations of the spikes that occur. Lava runs all images in one pipelined run."""
+    if backend not in BACKENDS:
+        raise DeployError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if len(images) < 1 or len(images) != len(labels):
+        raise DeployError(f"need ≥ 1 image and one label each, got {len(images)}/{len(labels)}")
+    counter = OpCounter.for_network(net)
+    if backend == "lava":
+        from hw_sim.lava_runner import run_lava  # Lava is imported only when asked for
+
+        result = run_lava(net, images, progress=progress)
+        counter.add(result.record)
+    else:
+        result = classify(net, images, batch_size, progress, on_batch=counter.add)
+    counts = counter.result()
+    return Measurement(
+        counts=counts,
+        accuracy=float((result.predictions == labels).double().mean()),
+        predictions=result.predictions,
+        counted_on=backend,
+        spike_rates={c.name: c.spike_rate for c in counts.layers if c.kind != "readout"},
+    )
+
+
+def measure_float(
+    model: DietNet, loader: Iterable, *, progress: bool = True, desc: str = "count ops"
+) -> Measurement:
+    """Run the float SNN on ``loader``'s (normalised images, labels) batches as ``evaluate``
+    does, counting the operations of its recorded spikes on :func:`float_counting_plan`."""
+    if not model.spiking:
+        raise DeployError("op counts need a spiking model; this is an ANN (convert it first)")
+    counter = OpCounter(float_counting_plan(model), model.timesteps)
+    keys = model.neuron_keys
+    model.eval()
+    predictions, correct = [], 0
+    # as in hw_sim.emulator: only build a tqdm bar when it is shown (Lava's start method)
+    batches = tqdm(loader, desc=desc, unit="batch", leave=False) if progress else loader
+    with torch.no_grad():
+        for images, labels in batches:
+            out = model.run_snn(images, record=True)
+            counter.add(float_spike_record(model, out.spikes))
+            predictions.append(out.logits.argmax(1))
+            correct += int((predictions[-1] == labels).sum())
+    counts = counter.result()
+    spiking = [c for c in counts.layers if c.kind != "readout"]
+    return Measurement(
+        counts=counts,
+        accuracy=correct / counts.num_images,
+        predictions=torch.cat(predictions),
+        counted_on=f"float ({model.reset_mode} reset)",
+        spike_rates={key: c.spike_rate for key, c in zip(keys, spiking, strict=True)},
+    )
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """Accuracy and per-image energy of one timestep count T."""
+
+    timesteps: int
+    accuracy: float
+    snn_acs: float
+    energy_ann_pj: float
+    energy_snn_pj: float
+
+    @property
+    def ratio(self) -> float:
+        """E_ANN / E_SNN."""
+        return self.energy_ann_pj / self.energy_snn_pj if self.energy_snn_pj else float("nan")
+
+
+def sweep_timesteps(
+    steps: Sequence[int], measure_at: Callable[[int], Measurement], model: EnergyModel | str
+) -> list[SweepPoint]:
+    """``measure_at(T)`` for every T in ``steps`` (ascending, duplicates dropped), priced."""
+    if not steps or min(steps) < 1:
+        raise DeployError("a timestep sweep needs one or more T ≥ 1")
+    points = []
+    for step in sorted(set(steps)):
+        measured = measure_at(step)
+        report = energy(model, measured.counts)
+        points.append(
+            SweepPoint(
+                timesteps=step,
+                accuracy=measured.accuracy,
+                snn_acs=measured.counts.total().synaptic_events,
+                energy_ann_pj=report.ann_pj,
+                energy_snn_pj=report.snn_pj,
+            )
+        )
+    return points
+
+
+def format_sweep(points: Sequence[SweepPoint], model_name: str) -> str:
+    """One line per T: accuracy, synaptic events per image and the energy ratio."""
+    lines = [f"timestep sweep ({model_name}; per image)", "   T  accuracy       SNN ACs  ANN/SNN"]
+    for p in points:
+        lines.append(
+            f"{p.timesteps:>4}  {100 * p.accuracy:>7.2f}%  {p.snn_acs:>12,.0f}  {p.ratio:>6.2f}×"
+        )
+    return "\n".join(lines)
+
+
+NeuronParameters = tuple[list[str], list[tuple[float, float]], list[tuple[float, float]]]
+
+
+def neuron_parameters(model: DietNet, info: ModelInfo) -> NeuronParameters:
+    """Spiking layer names with (leak, threshold) after conversion, i.e. before DIET training
+    (``info.initial_*``), and as ``model`` holds them now (float units)."""
+    names = [g.name for g in float_counting_plan(model) if g.kind != "readout"]
+    if not (len(info.initial_leaks) == len(info.initial_thresholds) == len(names)):
+        raise DeployError(
+            "the checkpoint holds no leak/threshold values from conversion "
+            f"({len(info.initial_thresholds)} for {len(names)} layers)"
+        )
+    before = list(zip(info.initial_leaks, info.initial_thresholds, strict=True))
+    after = list(zip(model.leaks(), model.thresholds(), strict=True))
+    return names, before, after
+
+
+def sweep_record(point: SweepPoint) -> dict:
+    """A sweep point as JSON values."""
+    return {
+        "timesteps": point.timesteps,
+        "accuracy": point.accuracy,
+        "snn_acs": point.snn_acs,
+        "energy_ann_pj": point.energy_ann_pj,
+        "energy_snn_pj": point.energy_snn_pj,
+        "ratio": point.ratio,
+    }
+
+
+def write_outputs(
+    counts: OpCounts,
+    report: EnergyReport,
+    *,
+    json_path: str | Path | None = None,
+    csv_path: str | Path | None = None,
+    plot_dir: str | Path | None = None,
+    context: dict | None = None,
+    neuron_params: NeuronParameters | None = None,
+    sweep: Sequence[SweepPoint] = (),
+) -> dict[str, Path]:
+    """Write whichever of JSON (``context`` first), CSV and PNG plots were asked for, each
+    atomically; returns what was written, by description."""
+    written: dict[str, Path] = {}
+    if json_path is not None:
+        written["JSON"] = write_json(json_path, counts, report, context)
+    if csv_path is not None:
+        written["CSV"] = write_csv(csv_path, counts, report)
+    if plot_dir is not None:
+        out = Path(plot_dir)
+        written["spike rate per layer"] = plot_spike_rates(out / "spike-rates.png", counts)
+        written["energy per layer"] = plot_layer_energy(
+            out / f"energy-{report.model}-layers.png", report
+        )
+        if neuron_params is not None:
+            written["leak and threshold per layer"] = plot_leak_threshold(
+                out / "leak-threshold.png", *neuron_params
+            )
+        if sweep:
+            written["accuracy and energy against T"] = plot_timestep_sweep(
+                out / f"timestep-sweep-{report.model}.png",
+                [(p.timesteps, p.accuracy, p.ratio) for p in sweep],
+            )
+    return written
