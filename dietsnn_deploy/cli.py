@@ -273,13 +273,22 @@ def _quantize_checkpoint(model, info, data_dir, calibration: int = 512):
 
 
 def _quantization_table(net) -> str:
+    """Per-layer quantization summary, flagging layers whose per-step input can exceed int16."""
     lines = [
-        f"{'layer':<12}{'scale':>10}{'weight RMSE':>13}{'saturated':>11}{'vThMant':>9}{'vDecay':>8}"
+        f"{'layer':<12}{'scale':>10}{'weight RMSE':>13}{'saturated':>11}{'vThMant':>9}"
+        f"{'vDecay':>8}{'max |in|':>10}"
     ]
     for q in net.quantization:
+        bound = "?" if q.input_bound is None else str(q.input_bound)
         lines.append(
             f"{q.name:<12}{q.scale:>10.2f}{q.weight_rmse:>13.2e}{100 * q.weight_saturated:>10.2f}%"
-            f"{q.threshold:>9d}{q.v_decay:>8d}"
+            f"{q.threshold:>9d}{q.v_decay:>8d}{bound:>10}{'  > int16' if q.exceeds_int16 else ''}"
+        )
+    flagged = [q.name for q in net.quantization if q.exceeds_int16]
+    if flagged:
+        lines.append(
+            f"warning: {', '.join(flagged)}: one step's input can exceed ±2^15, Loihi's int16 a_in"
+            " port (Lava's simulator and the emulator pass it intact)"
         )
     return "\n".join(lines)
 
@@ -746,6 +755,9 @@ def main() -> None:
         _fail(exc.format_message() + hint, exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):
         _fail("interrupted", 130)
+    except OSError as exc:  # unreadable input, unwritable output, disk full
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", 2)
 
 
 def _fail(message: str, status: int) -> None:

@@ -29,6 +29,7 @@ WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit mixed-sign weights (even values)
 THRESHOLD_MAX = 2**17 - 1  # vThMant, 17-bit unsigned
 BIAS_MAX = 4095  # bias_mant, 13-bit signed on hardware
 V_LIMIT = 2**23 - 1  # v is clipped to ±V_LIMIT (24-bit state)
+A_IN_MAX = 2**15 - 1  # a neuron's a_in port is int16 on hardware (the simulator passes more)
 
 Shape3 = tuple[int, int, int]  # (channels, height, width)
 
@@ -127,7 +128,13 @@ Layer = InputLayer | ConvLayer | FlattenLayer | DenseLayer
 
 @dataclass(frozen=True)
 class LayerQuantization:
-    """How one layer was quantized: integer scale and what it cost."""
+    """How one layer was quantized: integer scale and what it cost.
+
+    ``input_bound`` is the worst-case per-step |input| in weight units: for a synaptic layer
+    the largest over its neurons of max(Σ W⁺, Σ |W⁻|) over the fan-in (spikes are 0 or 1, so
+    that is the most one step can deliver), for the input layer the largest |drive| on the
+    calibration images; ``None`` when unknown (files written before the field existed).
+    """
 
     name: str
     scale: float  # integer units per float unit
@@ -135,6 +142,12 @@ class LayerQuantization:
     weight_saturated: float  # fraction of weights clipped to the 8-bit range
     threshold: int
     v_decay: int
+    input_bound: int | None = None
+
+    @property
+    def exceeds_int16(self) -> bool:
+        """True if one step's input can overflow Loihi's int16 ``a_in`` port."""
+        return self.input_bound is not None and self.input_bound > A_IN_MAX
 
 
 @dataclass

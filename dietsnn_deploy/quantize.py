@@ -13,7 +13,12 @@ over each k×k window (stride and padding × k) and, instead of dividing the wei
 threshold is multiplied by k². The first conv stays on the host (analog input); its drive
 ``round(s0·conv1(x))`` must fit the 13-bit bias, so ``s0 = 4095 / max|conv1(x)|`` over the
 calibration images. The readout integrates without leak and must never reach its threshold:
-its scale keeps ``T·max_row Σ|W_int| < 2^17`` so ``|v| < threshold << 6`` for any input.
+its scale keeps ``T·max_row Σ|W_int| < 2^17`` (checked on the rounded weights) so
+``|v| < threshold << 6`` for any input.
+
+Each layer's report also gives its worst-case per-step input ``max(Σ W⁺, Σ |W⁻|)`` over a
+neuron's fan-in (spikes are 0/1): Loihi's ``a_in`` port is int16, Lava's simulator is not, so
+a bound above 2^15 − 1 marks a layer that could saturate on the chip but not in simulation.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
@@ -112,6 +118,20 @@ def v_decay_of(leak: float, layer: str) -> int:
     return round(DECAY_UNITY * (1.0 - leak))
 
 
+def _threshold_of(model: DietNet, key: str) -> float:
+    """A spiking layer's float threshold, refused unless positive and finite."""
+    threshold = float(model.threshold[f"t{key}"].detach())
+    if not 0 < threshold < float("inf"):
+        raise DeployError(f"layer {key}: threshold {threshold:.4g} is not positive and finite")
+    return threshold
+
+
+def _readout_fits(weight: np.ndarray, scale: float, pool: int, timesteps: int) -> bool:
+    """True if T·max_row Σ|W_int| (pool-folded) stays below 2^17 at ``scale``."""
+    w_int, _ = quantize_weights(weight, scale)
+    return timesteps * int(np.abs(w_int).sum(axis=1).max()) * pool**2 <= THRESHOLD_MAX
+
+
 @dataclass(frozen=True)
 class LayerScale:
     """The scale a layer's float quantities are multiplied by, and its folded pool side."""
@@ -127,19 +147,21 @@ def layer_scales(model: DietNet, drive_max: float) -> list[LayerScale]:
     for index, syn in enumerate(synapses(model)):
         weight = raw_weight(syn.module).double()
         if index == 0:
+            _threshold_of(model, syn.key)
             scales.append(LayerScale(BIAS_MAX / drive_max, 1))
             continue
         w_max = float(weight.abs().max())
-        if w_max == 0:
-            raise DeployError(f"layer {syn.key or 'readout'}: all weights are zero")
+        if not 0 < w_max < float("inf"):
+            raise DeployError(f"layer {syn.key or 'readout'}: all weights are zero (or not finite)")
         scale = WEIGHT_MAX / w_max
         if syn.key is None:
             row_sum = float(weight.abs().sum(1).max()) * syn.pool**2
             scale = min(scale, (THRESHOLD_MAX - 1) / (model.timesteps * row_sum * 1.01))
+            weight_np = weight.numpy()
+            while not _readout_fits(weight_np, scale, syn.pool, model.timesteps):
+                scale *= 0.99  # rounding added more than the 1 % margin
         else:
-            threshold = float(model.threshold[f"t{syn.key}"].detach())
-            if threshold <= 0:
-                raise DeployError(f"layer {syn.key}: threshold {threshold:.4g} is not positive")
+            threshold = _threshold_of(model, syn.key)
             scale = min(scale, THRESHOLD_MAX / (threshold * syn.pool**2))
         scales.append(LayerScale(scale, syn.pool))
     return scales
@@ -147,12 +169,33 @@ def layer_scales(model: DietNet, drive_max: float) -> list[LayerScale]:
 
 def host_drive_max(model: DietNet, images: torch.Tensor) -> float:
     """Largest |conv1(x)| over the calibration images (float units)."""
-    conv = synapses(model)[0].module
+    first = synapses(model)[0]
     with torch.no_grad():
-        peak = float(conv(images).abs().max())
+        peak = float(first.module(images).abs().max())
     if not np.isfinite(peak) or peak <= 0:
-        raise DeployError("calibration images give no first-layer drive (all zero or NaN)")
+        raise DeployError(
+            f"layer {first.key} (host conv): calibration images give no drive"
+            " (weights or images all zero, or NaN)"
+        )
     return peak
+
+
+def input_bound(layer: ConvLayer | DenseLayer) -> int:
+    """Worst-case per-step |a_in| of a layer: max over its neurons of max(Σ W⁺, Σ |W⁻|) over
+    the fan-in, since each input spikes 0 or 1 times per step (conv: border neurons see
+    fewer inputs, so the sums come from convolving an all-ones input)."""
+    weight = np.asarray(layer.weight).astype(np.float64)
+    bounds = []
+    for part in (np.maximum(weight, 0), np.maximum(-weight, 0)):
+        if isinstance(layer, ConvLayer):
+            ones = torch.ones((1, *layer.in_shape), dtype=torch.float64)
+            sums = F.conv2d(
+                ones, torch.from_numpy(part), stride=layer.stride, padding=layer.padding
+            )
+            bounds.append(float(sums.max()))
+        else:
+            bounds.append(float(part.sum(axis=1).max()))
+    return round(max(bounds))
 
 
 def quantize(
@@ -190,12 +233,14 @@ def quantize(
         if syn is syns[0]:
             layers.append(InputLayer(shape=shape, neuron=neuron))
             clipped = float((drive.abs() > BIAS_MAX).double().mean())
-            report.append(LayerQuantization("input " + name, ls.scale, 0.0, clipped, *_nq(neuron)))
+            peak = int(torch.round(drive).abs().clamp(max=BIAS_MAX).max())
+            report.append(
+                LayerQuantization("input " + name, ls.scale, 0.0, clipped, *_nq(neuron), peak)
+            )
             continue
         weight = raw_weight(syn.module).numpy().astype(np.float64)
         w_int, saturated = quantize_weights(weight, ls.scale)
         rmse = float(np.sqrt(np.mean((w_int / ls.scale - weight) ** 2)))
-        report.append(LayerQuantization(name, ls.scale, rmse, saturated, *_nq(neuron)))
         if isinstance(syn.module, nn.Conv2d):
             layers.append(_conv_layer(syn, w_int, shape, neuron))
             shape = layers[-1].shape
@@ -206,6 +251,8 @@ def quantize(
                 w_int = w_int.reshape(w_int.shape[0], -1)
             layers.append(DenseLayer(weight=w_int, neuron=neuron, pool=syn.pool))
             shape = (w_int.shape[0],)
+        bound = input_bound(layers[-1])
+        report.append(LayerQuantization(name, ls.scale, rmse, saturated, *_nq(neuron), bound))
     return DeployedNetwork(
         encoder=encoder,
         layers=layers,

@@ -13,7 +13,8 @@ Layout (what ``lava.lib.dl.netx.hdf5.Network`` reads; it ignores everything else
   ``num_classes``, ``dataset``, ``arch``; group ``encoder`` (datasets ``weight``, ``stride``,
   ``padding``, ``mean``, ``std``, ``in_shape``; attribute ``drive_scale``); dataset
   ``layer_pool`` (one entry per layer, 1 where there is no pool); compound table
-  ``quantization`` (one row per :class:`LayerQuantization`).
+  ``quantization`` (one row per :class:`LayerQuantization`; column ``input_bound`` is −1
+  when unknown, and files written before that column existed read as unknown).
 
 A netx file without ``/dietsnn`` has no encoder, so :func:`read_netx` refuses it (it could
 not turn images into drive); :func:`read_netx_layers` reads the layers of any such file.
@@ -65,8 +66,10 @@ _QUANT_DTYPE = np.dtype(
         ("weight_saturated", "f8"),
         ("threshold", "i8"),
         ("v_decay", "i8"),
+        ("input_bound", "i8"),
     ]
 )
+_UNKNOWN_BOUND = -1  # input_bound None in the file's integer column
 
 
 # --- shape and value rules shared by writer and reader ------------------------------------------
@@ -235,13 +238,13 @@ def _write_layer(group: h5py.Group, layer: Layer) -> None:
         return
     group.create_dataset("shape", data=np.asarray(layer.shape, dtype=np.int64))
     if isinstance(layer, ConvLayer):
-        group.create_dataset("weight", data=layer.weight.astype(np.int64))
+        group.create_dataset("weight", data=layer.weight.astype(np.int16))  # 8-bit values
         group.create_dataset("stride", data=np.asarray(layer.stride, dtype=np.int64))
         group.create_dataset("padding", data=np.asarray(layer.padding, dtype=np.int64))
         group.create_dataset("dilation", data=np.ones(2, dtype=np.int64))
         group.create_dataset("groups", data=1)
     elif isinstance(layer, DenseLayer):
-        group.create_dataset("weight", data=layer.weight.astype(np.int64))
+        group.create_dataset("weight", data=layer.weight.astype(np.int16))  # 8-bit values
     _write_neuron(group, layer.neuron)
 
 
@@ -263,7 +266,15 @@ def _write_metadata(root: h5py.Group, net: DeployedNetwork) -> None:
     pools = [getattr(layer, "pool", 1) for layer in net.layers]
     meta.create_dataset("layer_pool", data=np.asarray(pools, dtype=np.int64))
     rows = [
-        (q.name, q.scale, q.weight_rmse, q.weight_saturated, q.threshold, q.v_decay)
+        (
+            q.name,
+            q.scale,
+            q.weight_rmse,
+            q.weight_saturated,
+            q.threshold,
+            q.v_decay,
+            _UNKNOWN_BOUND if q.input_bound is None else q.input_bound,
+        )
         for q in net.quantization
     ]
     meta.create_dataset("quantization", data=np.array(rows, dtype=_QUANT_DTYPE))
@@ -444,11 +455,13 @@ def _read_encoder(meta: h5py.Group) -> HostEncoder:
 
 def _read_quantization(meta: h5py.Group) -> list[LayerQuantization]:
     table = _Fields(meta, "/dietsnn").array("quantization")
-    if table.dtype.names is None or set(table.dtype.names) != set(_QUANT_DTYPE.names):
+    columns = set(table.dtype.names or ())
+    if columns not in (set(_QUANT_DTYPE.names), set(_QUANT_DTYPE.names) - {"input_bound"}):
         raise DeployError("/dietsnn: quantization table has the wrong columns")
     rows = []
     for row in table.reshape(-1):
         name = row["name"]
+        bound = int(row["input_bound"]) if "input_bound" in columns else _UNKNOWN_BOUND
         rows.append(
             LayerQuantization(
                 name=name.decode() if isinstance(name, bytes) else str(name),
@@ -457,6 +470,7 @@ def _read_quantization(meta: h5py.Group) -> list[LayerQuantization]:
                 weight_saturated=float(row["weight_saturated"]),
                 threshold=int(row["threshold"]),
                 v_decay=int(row["v_decay"]),
+                input_bound=None if bound == _UNKNOWN_BOUND else bound,
             )
         )
     return rows
