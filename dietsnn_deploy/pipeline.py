@@ -263,7 +263,7 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
     train, test = _loaders(cfg, cfg.snn_batch_size, (info.mean, info.std))
     finetune_hardware(
         model,
-        calibration_images(info, cfg.data_dir),
+        calibration_images(info, cfg.data_dir, cfg.calibration_images),
         train,
         test,
         epochs=cfg.snn_epochs,
