@@ -188,8 +188,12 @@ class DietNet(nn.Module):
         return SNNOutput(logits, spikes)
 
     def probe_current(self, x: torch.Tensor, key: str, timesteps: int) -> torch.Tensor:
-        """Input current (T, B, …) of spiking layer ``key`` (for threshold balancing)."""
-        run = _Run(x, None, False, False, 0.0, probe=key)
+        """Input current (T, B, …) of spiking layer ``key`` (for threshold balancing), with the
+        model's input encoding (a fixed seed makes Poisson frames repeat across layers)."""
+        frames = None
+        if self.encoding == "poisson":
+            frames = poisson_frames(x, timesteps, torch.Generator().manual_seed(0))
+        run = _Run(x, frames, False, False, 0.0, probe=key)
         try:
             self._span(run, 0, timesteps)
         except _ProbeHit as hit:

@@ -169,6 +169,7 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
             f"{ann_path}: convert needs an ANN checkpoint, this one is '{info.stage}'"
         )
     images = calibration_images(info, cfg.data_dir, cfg.calibration_images)
+    model.encoding = cfg.encoding  # thresholds are balanced on the input the SNN will see
     thresholds = convert(
         model,
         images,
@@ -177,7 +178,6 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
         scale=cfg.threshold_scale,
         progress=cfg.progress,
     )
-    model.encoding = cfg.encoding
     model.timesteps = cfg.timesteps
     info.stage, info.timesteps, info.encoding = "converted", cfg.timesteps, cfg.encoding
     info.initial_thresholds, info.initial_leaks = thresholds, model.leaks()

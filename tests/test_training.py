@@ -11,7 +11,7 @@ from torch import nn
 
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import build_model
+from dietsnn_deploy.models import build_model, poisson_frames
 from dietsnn_deploy.training import convert, evaluate, train_ann, train_snn
 
 T = 5
@@ -83,6 +83,19 @@ def _expected_vgg_tiny_thresholds(model, images: torch.Tensor, scale: float) -> 
         c6 = torch.stack([fc6(nn.functional.avg_pool2d(s, 2).flatten(1)) for s in s3])
         t6 = _numpy_threshold(c6)
     return [t0 * scale, t3 * scale, t6 * scale]
+
+
+def test_poisson_models_are_balanced_on_poisson_input(trained, calibration):
+    model = copy.deepcopy(trained[0])
+    model.encoding = "poisson"
+    found = convert(model, calibration, timesteps=T, progress=False)
+    frames = poisson_frames(calibration, T, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        first = torch.stack([model.features[0](frame) for frame in frames])
+    assert found[0] == pytest.approx(_numpy_threshold(first), rel=1e-6)
+    model.encoding = "direct"
+    direct = convert(model, calibration, timesteps=T, progress=False)
+    assert direct[0] != pytest.approx(found[0], rel=1e-3)
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.4])
