@@ -1,0 +1,507 @@
+"""Figure 3 of the DIET-SNN paper: latency and spike rate at iso-accuracy of four SNNs.
+
+    .venv/bin/python benchmarks/ablation_fashion_mnist.py [--networks a,b,c,d]
+        [--timesteps 5,10,15,25] [--poisson-timesteps …] [--diet-timesteps 5]
+        [--train-limit N] [--snn-epochs E] [-n N] [--ann runs/table1/ann.pt]
+
+(a) IF neurons, Poisson rate-coded input; (b) IF, direct input; (c) (b) + trained thresholds;
+(d) LIF, direct input, trained thresholds and leaks (DIET-SNN). All start from one trained
+ANN (--ann, the Table 1 run's by default), converted at each T, then trained with the pipeline's
+resumable stages; every (network, T) point is checkpointed and measured into its own JSON under
+--workdir, so the study runs in pieces (``--networks a --timesteps 50,100``) and in parallel
+processes, and every invocation ends with the summary of all points measured so far.
+
+Iso-accuracy: the target is --target-accuracy, or the accuracy of (d) at --reference-timesteps
+minus --tolerance points. Each network's latency is its smallest T that reaches the target;
+once a network reaches it its larger T are skipped (unless --all-timesteps). The paper needed
+150 steps for (a) on CIFAR-10 (25, 15 and 5 for (b)-(d)): set --poisson-timesteps to reach that
+far. Energy ratios are E_ANN / E_SNN under paper-45nm, from the exact event counts and with the
+paper's eq. 17 convention (see energy_fashion_mnist.py). With Poisson input the first layer
+receives input spikes, so its operations are accumulates (c = 0).
+
+A full Fashion-MNIST vgg5 run is hours per point on two CPU cores: --train-limit and
+--snn-epochs trade fidelity for time and are recorded with every point; a workdir refuses a
+piece run with other training settings. Points are kept per -n (test images measured): give
+every piece the same -n. Training memory grows with batch × T (vgg5: about 2 MB per image and
+step, ~13 GB at 64 × 100): lower --snn-batch-size for long Poisson runs (recorded per point).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from energy_fashion_mnist import summarise
+from matplotlib.figure import Figure
+from tqdm import tqdm
+
+from dietsnn_deploy.atomic import atomic_write_bytes, atomic_write_text
+from dietsnn_deploy.checkpoints import load_checkpoint
+from dietsnn_deploy.data import make_loader
+from dietsnn_deploy.deployed import SpikeRecord
+from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.models import DietNet, poisson_frames
+from dietsnn_deploy.pipeline import TrainConfig, run_convert, run_snn
+from dietsnn_deploy.quantize import synapses
+from hw_sim.measure import Measurement, measure_float
+from hw_sim.op_counter import (
+    ConvGeometry,
+    LayerGeometry,
+    OpCounter,
+    float_counting_plan,
+    float_spike_record,
+)
+
+
+@dataclass(frozen=True)
+class Network:
+    """One SNN of Figure 3: its input encoding, neuron and which parameters train."""
+
+    key: str
+    description: str
+    encoding: str
+    neuron: str
+    train_threshold: bool
+    train_leak: bool
+
+
+NETWORKS = {
+    n.key: n
+    for n in (
+        Network("a", "IF + Poisson input", "poisson", "if", False, False),
+        Network("b", "IF + direct input", "direct", "if", False, False),
+        Network("c", "IF + direct + threshold training", "direct", "if", True, False),
+        Network("d", "LIF + direct + threshold + leak (DIET-SNN)", "direct", "lif", True, True),
+    )
+}
+
+#: Figure 3 / section 6 of the paper (VGG16, CIFAR-10): latency, average spike rate, energy
+#: ratio and accuracy of (a)-(d) at iso-accuracy.
+PAPER = {
+    "a": (150, 26.0, 0.2, 0.9210),
+    "b": (25, 1.94, 2.6, 0.9241),
+    "c": (15, 1.47, 3.4, 0.9237),
+    "d": (5, 0.39, 12.4, 0.9270),
+}
+
+PIXELS = "pixels"  # the row of Poisson input spikes in a counting plan
+
+#: Options that change what a checkpoint holds: a workdir's points must all share them.
+FIDELITY = ("ann", "ann_epochs", "dataset", "arch", "train_limit", "snn_epochs", "snn_lr",
+            "seed", "percentile", "threshold_scale")  # fmt: skip
+
+
+def poisson_counting_plan(model: DietNet) -> list[LayerGeometry]:
+    """:func:`float_counting_plan` for Poisson input: the input spikes become a source row
+    (``pixels``, at SpikeRecord index len(plan)) and the first conv counts their events
+    (accumulates on its unfolded geometry) instead of host MACs."""
+    encoding = model.encoding
+    model.encoding = "direct"  # same geometry; the plan refuses Poisson models
+    try:
+        plan = float_counting_plan(model)
+    finally:
+        model.encoding = encoding
+    first, conv = plan[0], synapses(model)[0].module
+    pixels = LayerGeometry(
+        PIXELS, "input", len(plan), tuple(model.in_shape), None, None, 0, 0, True
+    )
+    synapse = ConvGeometry(
+        in_shape=tuple(model.in_shape),
+        out_shape=tuple(first.shape),
+        kernel=tuple(conv.kernel_size),
+        stride=tuple(conv.stride),
+        padding=tuple(conv.padding),
+    )
+    conv1 = replace(first, kind="conv", source=pixels.index, synapse=synapse, host_macs=0)
+    return [pixels, conv1, *plan[1:]]
+
+
+def measure_poisson(model: DietNet, loader, seed: int, progress: bool) -> Measurement:
+    """Like :func:`measure_float` for a Poisson-input model: batch i draws its input spikes
+    from a generator seeded ``seed + i`` (reproducible), and those spikes are counted too."""
+    plan = poisson_counting_plan(model)
+    counter = OpCounter(plan, model.timesteps)
+    model.eval()
+    predictions, correct = [], 0
+    batches = tqdm(loader, desc="count ops", unit="batch", leave=False) if progress else loader
+    with torch.no_grad():
+        for i, (images, labels) in enumerate(batches):
+            frames = poisson_frames(
+                images, model.timesteps, torch.Generator().manual_seed(seed + i)
+            )
+            generator = torch.Generator().manual_seed(seed + i)  # run_snn draws the same frames
+            out = model.run_snn(images, record=True, generator=generator)
+            record = float_spike_record(model, out.spikes)
+            counter.add(SpikeRecord(spikes=[*record.spikes, frames], readout=None))
+            predictions.append(out.logits.argmax(1))
+            correct += int((predictions[-1] == labels).sum())
+    counts = counter.result()
+    return Measurement(
+        counts=counts,
+        accuracy=correct / counts.num_images,
+        predictions=torch.cat(predictions),
+        counted_on="float (soft reset), Poisson input",
+        spike_rates={c.name: c.spike_rate for c in counts.layers[1:] if c.kind != "readout"},
+    )
+
+
+def _steps(text: str) -> list[int]:
+    try:
+        steps = sorted({int(item) for item in text.split(",")})
+    except ValueError:
+        steps = []
+    if not steps or steps[0] < 1:
+        raise DeployError(f"timesteps must be integers ≥ 1 separated by commas, got {text!r}")
+    return steps
+
+
+def _networks(text: str) -> list[Network]:
+    keys = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = [k for k in keys if k not in NETWORKS]
+    if unknown or not keys:
+        raise DeployError(f"--networks takes some of a,b,c,d, got {text!r}")
+    return [NETWORKS[k] for k in sorted(set(keys))]
+
+
+class Study:
+    """A workdir of ablation points: checkpoints, one JSON per (network, T), and settings."""
+
+    def __init__(self, args) -> None:
+        self.args = args
+        self.work = Path(args.workdir)
+        self.points_dir = self.work / "points"
+        ann, info = load_checkpoint(args.ann, data_dir=args.data_dir)
+        if info.stage != "ann":
+            raise DeployError(f"{args.ann} is a '{info.stage}' checkpoint, not an ANN")
+        if args.dataset and args.dataset != info.dataset:
+            raise DeployError(f"{args.ann} was trained on {info.dataset}, not {args.dataset}")
+        self.ann_info = info
+        self.settings = {
+            "ann": str(args.ann),
+            "ann_epochs": len(info.history),
+            "ann_accuracy": info.ann_accuracy,
+            "dataset": info.dataset,
+            "arch": info.arch,
+            "train_limit": args.train_limit,
+            "snn_epochs": args.snn_epochs,
+            "snn_lr": args.snn_lr,
+            "snn_batch_size": args.snn_batch_size,
+            "seed": args.seed,
+            "percentile": args.percentile,
+            "threshold_scale": args.threshold_scale,
+        }
+        self._check_settings()
+
+    def _check_settings(self) -> None:
+        """Record the settings on first use; refuse a workdir made with other ones."""
+        path = self.work / "settings.json"
+        if path.exists():
+            stored = json.loads(path.read_text())
+            differ = [k for k in FIDELITY if stored.get(k) != self.settings[k]]
+            if differ:
+                pairs = ", ".join(f"{k} {stored.get(k)} ≠ {self.settings[k]}" for k in differ)
+                raise DeployError(f"{self.work} holds points made with other settings ({pairs})")
+        else:
+            atomic_write_text(path, json.dumps(self.settings, indent=2) + "\n")
+
+    def config(self, network: Network, steps: int) -> TrainConfig:
+        a = self.args
+        return TrainConfig(
+            dataset=self.ann_info.dataset,
+            arch=self.ann_info.arch,
+            data_dir=a.data_dir,
+            timesteps=steps,
+            snn_epochs=a.snn_epochs,
+            snn_batch_size=a.snn_batch_size,
+            snn_lr=a.snn_lr,
+            percentile=a.percentile,
+            threshold_scale=a.threshold_scale,
+            encoding=network.encoding,
+            neuron=network.neuron,
+            train_threshold=network.train_threshold,
+            train_leak=network.train_leak,
+            train_limit=a.train_limit,
+            test_limit=a.epoch_eval_limit,
+            seed=a.seed,
+            progress=not a.quiet,
+        )
+
+    def point_path(self, network: Network, steps: int) -> Path:
+        return self.points_dir / f"{network.key}-T{steps}.json"
+
+    def load_point(self, network: Network, steps: int) -> dict | None:
+        path = self.point_path(network, steps)
+        if not path.exists():
+            return None
+        point = json.loads(path.read_text())
+        return point if point["images_requested"] == self.args.limit else None
+
+    def run_point(self, network: Network, steps: int) -> dict:
+        """Train (or resume) network at T steps, measure it on the test set, save the point."""
+        cfg = self.config(network, steps)
+        converted = self.work / f"converted-{network.encoding}-T{steps}.pt"
+        out = self.work / f"{network.key}-T{steps}.pt"
+        start = time.perf_counter()
+        run_convert(cfg, Path(self.args.ann), converted)
+        convert_seconds = time.perf_counter() - start
+        start = time.perf_counter()
+        model, info = run_snn(cfg, converted, out)
+        train_seconds = time.perf_counter() - start
+        loader = make_loader(
+            info.dataset,
+            "test",
+            self.args.batch_size,
+            data_dir=self.args.data_dir,
+            limit=self.args.limit,
+            normalization=(info.mean, info.std),
+        )
+        start = time.perf_counter()
+        if network.encoding == "poisson":
+            measured = measure_poisson(model, loader, self.args.seed, not self.args.quiet)
+            plan, inputs = poisson_counting_plan(model), (PIXELS,)
+        else:
+            measured = measure_float(model, loader, progress=not self.args.quiet)
+            plan, inputs = float_counting_plan(model), ()
+        seconds = time.perf_counter() - start
+        run = summarise(f"({network.key}) T={steps}", measured, plan, seconds, inputs)
+        point = {
+            "network": network.key,
+            "description": network.description,
+            "timesteps": steps,
+            "images_requested": self.args.limit,
+            "images": run.images,
+            "accuracy": run.accuracy,
+            "average_spike_rate": run.average_spike_rate,
+            "spike_rates": run.spike_rates,
+            "b_exact": run.b_exact,
+            "b_eq17": run.b_eq17,
+            "c": run.c,
+            "ratio_exact": run.ratio_exact,
+            "ratio_eq17": run.ratio_eq17,
+            "ann_macs": run.ann_macs,
+            "snn_acs": run.snn_acs,
+            "host_macs": run.host_macs,
+            "converted_accuracy": info.converted_accuracy,
+            "leaks": model.leaks(),
+            "thresholds": model.thresholds(),
+            "snn_epochs_done": sum(1 for h in info.history if h["stage"] != "ann"),
+            "seconds": {
+                "convert": convert_seconds,
+                "train": train_seconds,
+                "measure": seconds,
+                "note": "this invocation only; a resumed or finished stage takes ~0 s",
+            },
+            "settings": self.settings,
+            "measured_at": time.strftime("%Y-%m-%d %H:%M"),
+        }
+        atomic_write_text(self.point_path(network, steps), json.dumps(point, indent=2) + "\n")
+        return point
+
+    def all_points(self) -> list[dict]:
+        """Every point of this workdir measured on the same test images as asked now (any
+        invocation), by network then T."""
+        points = [json.loads(p.read_text()) for p in sorted(self.points_dir.glob("*.json"))]
+        points = [p for p in points if p["images_requested"] == self.args.limit]
+        return sorted(points, key=lambda p: (p["network"], p["timesteps"]))
+
+    def target(self) -> tuple[float | None, str]:
+        """(target accuracy or None, how it was set)."""
+        a = self.args
+        if a.target_accuracy is not None:
+            return a.target_accuracy, "given (--target-accuracy)"
+        reference = self.load_point(NETWORKS["d"], a.reference_timesteps)
+        if reference is None:
+            return None, f"pending: (d) at T={a.reference_timesteps} is not measured yet"
+        how = f"(d) at T={a.reference_timesteps} ({100 * reference['accuracy']:.2f}%) − {a.tolerance} points"
+        return reference["accuracy"] - a.tolerance / 100, how
+
+
+def iso_accuracy(points: list[dict], target: float | None) -> dict[str, dict]:
+    """Per network, the smallest-T point whose accuracy reaches ``target`` (absent if none)."""
+    found: dict[str, dict] = {}
+    if target is None:
+        return found
+    for point in points:  # sorted by network, then T
+        if point["accuracy"] >= target and point["network"] not in found:
+            found[point["network"]] = point
+    return found
+
+
+def points_markdown(points: list[dict]) -> str:
+    lines = [
+        "| network | T | accuracy | avg spike rate | b (exact) | b (eq. 17) | c "
+        "| E_ANN/E_SNN exact | E_ANN/E_SNN eq. 17 | images |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in points:
+        lines.append(
+            f"| ({p['network']}) | {p['timesteps']} | {100 * p['accuracy']:.2f}% "
+            f"| {p['average_spike_rate']:.3f} | {p['b_exact']:.4f} | {p['b_eq17']:.4f} "
+            f"| {p['c']:.4f} | {p['ratio_exact']:.2f}× | {p['ratio_eq17']:.2f}× | {p['images']} |"
+        )
+    return "\n".join(lines)
+
+
+def figure3_markdown(points: list[dict], found: dict[str, dict]) -> str:
+    lines = [
+        "| network | latency T at iso-accuracy | accuracy | avg spike rate "
+        "| E_ANN/E_SNN exact | E_ANN/E_SNN eq. 17 | paper (VGG16, CIFAR-10): T, spike rate, energy |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for key, network in NETWORKS.items():
+        paper = PAPER[key]
+        paper_cell = f"{paper[0]}, {paper[1]}, {paper[2]}×"
+        p = found.get(key)
+        if p is None:
+            tried = [q for q in points if q["network"] == key]
+            best = max(tried, key=lambda q: q["accuracy"], default=None)
+            note = (
+                "not measured"
+                if best is None
+                else f"not reached (best {100 * best['accuracy']:.2f}% at T={best['timesteps']})"
+            )
+            lines.append(f"| ({key}) {network.description} | {note} | | | | | {paper_cell} |")
+            continue
+        lines.append(
+            f"| ({key}) {network.description} | {p['timesteps']} | {100 * p['accuracy']:.2f}% "
+            f"| {p['average_spike_rate']:.3f} | {p['ratio_exact']:.2f}× | {p['ratio_eq17']:.2f}× "
+            f"| {paper_cell} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_figure3(path: Path, found: dict[str, dict]) -> Path:
+    """Fig. 3 analogue: latency and average spike rate at iso-accuracy per network, beside the
+    paper's values (VGG16 on CIFAR-10)."""
+    import io
+
+    keys = list(NETWORKS)
+    fig = Figure(figsize=(9, 4))
+    ax_t, ax_r = fig.subplots(1, 2)
+    xs = list(range(len(keys)))
+    for ax, field, column, label in (
+        (ax_t, "timesteps", 0, "latency T"),
+        (ax_r, "average_spike_rate", 1, "average spike rate"),
+    ):
+        ours = [found[k][field] if k in found else 0 for k in keys]
+        paper = [PAPER[k][column] for k in keys]
+        ax.bar([x - 0.2 for x in xs], ours, 0.4, label="this run")
+        ax.bar([x + 0.2 for x in xs], paper, 0.4, label="paper (VGG16, CIFAR-10)", alpha=0.5)
+        ax.set_yscale("log")
+        ax.set_xticks(xs, [f"({k})" for k in keys])
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3, which="both")
+    ax_t.legend()
+    fig.suptitle("Latency and spike rate at iso-accuracy (a: IF+Poisson … d: DIET-SNN)")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _timesteps_for(network: Network, args) -> list[int]:
+    if network.key == "d":
+        return _steps(args.diet_timesteps)
+    if network.key == "a" and args.poisson_timesteps:
+        return _steps(args.poisson_timesteps)
+    return _steps(args.timesteps)
+
+
+def run(args) -> None:
+    study = Study(args)
+    networks = _networks(args.networks)
+    if not args.summary_only:
+        # (d) first: its accuracy at the reference T sets the target for the others
+        for network in sorted(networks, key=lambda n: n.key != "d"):
+            target, _ = study.target()
+            for steps in _timesteps_for(network, args):
+                point = study.load_point(network, steps)
+                if point is None:
+                    print(f"--- ({network.key}) {network.description}, T={steps}", flush=True)
+                    point = study.run_point(network, steps)
+                print(
+                    f"({network.key}) T={steps}: accuracy {100 * point['accuracy']:.2f}%, "
+                    f"average spike rate {point['average_spike_rate']:.3f}, "
+                    f"E_ANN/E_SNN {point['ratio_exact']:.2f}× (eq. 17: {point['ratio_eq17']:.2f}×)",
+                    flush=True,
+                )
+                if network.key != "d" and target is not None and not args.all_timesteps:
+                    if point["accuracy"] >= target:
+                        break  # iso-accuracy reached: larger T only cost more
+    points = study.all_points()
+    target, how = study.target()
+    found = iso_accuracy(points, target)
+    settings = study.settings
+    print(f"\n## Figure 3 ablation: {settings['arch']} on {settings['dataset']}")
+    print(
+        f"ANN {args.ann} ({settings['ann_epochs']} epochs, {100 * (settings['ann_accuracy'] or 0):.2f}%); "
+        f"SNN training: {settings['snn_epochs']} epoch(s) on "
+        f"{settings['train_limit'] or 'all'} training images, lr {settings['snn_lr']}"
+    )
+    target_text = "—" if target is None else f"{100 * target:.2f}%"
+    print(f"iso-accuracy target {target_text}: {how}\n")
+    print(points_markdown(points) + "\n")
+    print(figure3_markdown(points, found) + "\n")
+    summary = {
+        "settings": settings,
+        "target_accuracy": target,
+        "target": how,
+        "iso_accuracy": {k: p["timesteps"] for k, p in found.items()},
+        "points": points,
+        "paper": {
+            k: dict(zip(("timesteps", "spike_rate", "ratio", "accuracy"), v, strict=True))
+            for k, v in PAPER.items()
+        },  # fmt: skip
+    }
+    path = atomic_write_text(study.work / "ablation.json", json.dumps(summary, indent=2) + "\n")
+    print(f"wrote {path}")
+    if found:
+        print(f"wrote {plot_figure3(study.work / 'figure3.png', found)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", default="a,b,c,d", help="some of a,b,c,d")
+    parser.add_argument("--timesteps", default="5,10,15,25", help="T list for (a)-(c)")
+    parser.add_argument("--poisson-timesteps", help="T list for (a) (default: --timesteps)")
+    parser.add_argument("--diet-timesteps", default="5", help="T list for (d)")
+    parser.add_argument("--reference-timesteps", type=int, default=5, help="(d)'s T for the target")
+    parser.add_argument("--target-accuracy", type=float, help="fraction; default: (d) − tolerance")
+    parser.add_argument("--tolerance", type=float, default=1.0, help="points below (d)")
+    parser.add_argument("--all-timesteps", action="store_true", help="no stop at the target")
+    parser.add_argument("--ann", default="runs/table1/ann.pt", help="the trained ANN")
+    parser.add_argument("--dataset", help="check the ANN's dataset (e.g. digits for a test)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--workdir", default="runs/ablation")
+    parser.add_argument("--train-limit", type=int, help="train the SNNs on the first N images")
+    parser.add_argument("--snn-epochs", type=int, default=1)
+    parser.add_argument("--snn-lr", type=float, default=1e-4)
+    parser.add_argument("--snn-batch-size", type=int, default=64)
+    parser.add_argument("--percentile", type=float, default=99.7)
+    parser.add_argument("--threshold-scale", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("-n", "--limit", type=int, help="test images measured (default all)")
+    parser.add_argument(
+        "--epoch-eval-limit", type=int, default=1000, help="test images of per-epoch evaluations"
+    )
+    parser.add_argument("--batch-size", type=int, default=128, help="measurement batch")
+    parser.add_argument("--summary-only", action="store_true", help="train nothing, summarise")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    args = parser.parse_args()
+    for name in ("train_limit", "limit", "epoch_eval_limit"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise DeployError(f"--{name.replace('_', '-')} must be ≥ 1")
+    torch.set_num_threads(args.threads)
+    run(args)
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except DeployError as exc:
+        sys.exit(f"error: {exc}")
