@@ -13,8 +13,9 @@ import torch
 from test_cli_train import _assert_one_error_line, _main
 from test_measure import PNG_MAGIC, brute_force_conv_events, brute_force_deployed_events
 
-from dietsnn_deploy import cli
 from dietsnn_deploy.checkpoints import load_checkpoint
+from dietsnn_deploy.cli.demo import demo_energy
+from dietsnn_deploy.cli.deploy import load_any
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.pipeline import TrainConfig, run_all
 from dietsnn_deploy.training import evaluate
@@ -36,7 +37,7 @@ def tiny(tmp_path_factory):
     cfg = TrainConfig(ann_epochs=2, snn_epochs=1, train_limit=192, test_limit=50,
                       batch_size=32, snn_batch_size=32, ann_lr=3e-3, progress=False)  # fmt: skip
     run_all(cfg, checkpoint)
-    write_netx(cli._load_any(str(checkpoint), None), network)  # what `export` does
+    write_netx(load_any(str(checkpoint), None), network)  # what `export` does
     return checkpoint, network
 
 
@@ -193,7 +194,7 @@ def test_demo_ends_with_the_energy_report(tiny, monkeypatch, capsys, tmp_path):
     checkpoint, network = tiny
     shutil.copy(checkpoint, tmp_path / "digits.pt")
     shutil.copy(checkpoint, tmp_path / "digits.hw.pt")  # stands in for the fine-tuned model
-    cli._demo_energy(tmp_path, read_netx(network))
+    demo_energy(tmp_path, read_netx(network))
     stdout = capsys.readouterr().out
     out = tmp_path / "energy"
     assert sorted(p.name for p in out.iterdir()) == [

@@ -1,0 +1,40 @@
+"""The ``dietsnn-deploy`` command group and its entry point: bad input ends with one
+``error:`` line and exit status 2, Ctrl-C with 130."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from dietsnn_deploy.errors import DeployError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Train DIET-SNNs and deploy them to Loihi fixed point."""
+
+
+def main() -> None:
+    """Entry point: run the CLI, turning bad input into one line and a non-zero exit."""
+    try:
+        cli.main(standalone_mode=False)
+    except DeployError as exc:
+        _fail(str(exc), 2)
+    except click.exceptions.NoArgsIsHelpError as exc:  # a bare group: show its help
+        click.echo(exc.ctx.get_help() if exc.ctx else "")
+        sys.exit(0)
+    except click.ClickException as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
+        _fail(exc.format_message() + hint, exc.exit_code)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _fail("interrupted", 130)
+    except OSError as exc:  # unreadable input, unwritable output, disk full
+        where = f"{exc.filename}: " if exc.filename else ""
+        _fail(f"{where}{exc.strerror or exc}", 2)
+
+
+def _fail(message: str, status: int) -> None:
+    """One ``error:`` line on stderr (newlines folded), then exit with ``status``."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    sys.exit(status)
