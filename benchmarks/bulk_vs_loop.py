@@ -19,9 +19,9 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
+from results_log import RESULTS, append_results
 from torch import nn
 
 from dietsnn_deploy.data import make_loader
@@ -29,7 +29,6 @@ from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.models import DietNet, build_model
 from dietsnn_deploy.training import convert
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Bulk execution vs per-step loop"
 SHAPE = (1, 28, 28)
 CASES = ("vgg5", "vgg5-slim")
@@ -149,18 +148,6 @@ def table_row(c: Comparison, batch: int, timesteps: int) -> str:
     )
 
 
-def append_results(entry: str) -> None:
-    """Append ``entry`` under HEADING (adding the heading when it is not the last ## section);
-    never rewrites what is already in the file."""
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    sections = [line.strip() for line in text.splitlines() if line.startswith("## ")]
-    prefix = "# Benchmark results\n" if not text else ("" if text.endswith("\n") else "\n")
-    if not sections or sections[-1] != HEADING:
-        prefix += f"\n{HEADING}\n\n"
-    with RESULTS.open("a") as handle:
-        handle.write(prefix + entry)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -189,7 +176,7 @@ def main() -> int:
         " ratio is the figure to read).\n\n" + TABLE_HEAD + "\n" + "\n".join(rows) + "\n\n"
     )
     if not args.no_write:
-        append_results(entry)
+        append_results(entry, HEADING)
         print(f"appended to {RESULTS}")
     if not ok:
         print("error: bulk and per-step runs disagree", file=sys.stderr)

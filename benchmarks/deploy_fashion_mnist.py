@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from results_log import RESULTS, append_results
 
 from dietsnn_deploy.atomic import atomic_write_text
 from dietsnn_deploy.checkpoints import load_checkpoint
@@ -39,7 +40,6 @@ from dietsnn_deploy.training import evaluate
 from hw_sim.emulator import Emulator
 from hw_sim.host import encode_drive
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Deploying a Fashion-MNIST DIET-SNN to Loihi fixed point"
 TABLE_HEAD = "| step | runs on | images | accuracy | images/s | notes |\n|---|---|---|---|---|---|"
 CALIBRATION_IMAGES = 512  # as run_finetune and the export command use
@@ -278,18 +278,6 @@ def run(args: argparse.Namespace) -> Results:
     return results
 
 
-def append_results(path: Path, entry: str) -> None:
-    """Append ``entry`` under HEADING (adding the heading when it is not the last ## section);
-    never rewrites what is already in the file."""
-    text = path.read_text() if path.exists() else ""
-    sections = [line.strip() for line in text.splitlines() if line.startswith("## ")]
-    prefix = "# Benchmark results\n" if not text else ("" if text.endswith("\n") else "\n")
-    if not sections or sections[-1] != HEADING:
-        prefix += f"\n{HEADING}\n\n"
-    with path.open("a") as handle:
-        handle.write(prefix + entry)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", default="runs/table1/diet.pt")
@@ -343,7 +331,7 @@ def main() -> int:
     atomic_write_text(json_path, json.dumps(record, indent=2))
     print(f"wrote {json_path}")
     if not args.no_write:
-        append_results(Path(args.results), entry)
+        append_results(entry, HEADING, Path(args.results))
         print(f"appended to {args.results}")
     if results.lava_matches is False:
         print("error: Lava and the emulator disagree", file=sys.stderr)

@@ -12,10 +12,10 @@ from pathlib import Path
 import h5py
 import pytest
 import torch
+from cli_helpers import assert_one_error_line, run_main
 from fixtures_nets import assert_same_network
 
 import exporters.netx
-from dietsnn_deploy import cli
 from dietsnn_deploy.checkpoints import ModelInfo, save_checkpoint
 from dietsnn_deploy.data import dataset_info, make_loader
 from dietsnn_deploy.deployed import A_IN_MAX
@@ -28,25 +28,6 @@ from exporters.netx import read_netx
 from hw_sim.emulator import classify
 
 SCRIPT = Path(sys.executable).with_name("dietsnn-deploy")
-
-
-def _main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``cli.main`` in-process as the script would; (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["dietsnn-deploy", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_error_line(err: str, expected: str) -> None:
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
 
 
 def _info(stage: str) -> ModelInfo:
@@ -123,7 +104,7 @@ def test_export_flags_inputs_beyond_int16(checkpoints, monkeypatch, capsys, tmp_
         weight = excitatory.classifier[0].weight
         weight.copy_(weight.abs())
     save_checkpoint(excitatory, info, tmp_path / "exc.pt")
-    code, out, _ = _main(monkeypatch, capsys, "export", str(tmp_path / "exc.pt"))
+    code, out, _ = run_main(monkeypatch, capsys, "export", str(tmp_path / "exc.pt"))
     assert code == 0
     net = read_netx(tmp_path / "exc.net")
     lines = out.strip().splitlines()
@@ -140,13 +121,13 @@ def test_export_defaults_to_checkpoint_name(checkpoints, monkeypatch, capsys, tm
     snn, *_ = checkpoints
     source = tmp_path / "model.pt"
     shutil.copy(snn, source)
-    code, out, _ = _main(monkeypatch, capsys, "export", str(source))
+    code, out, _ = run_main(monkeypatch, capsys, "export", str(source))
     assert code == 0
     assert (tmp_path / "model.net").is_file() and f"wrote {tmp_path / 'model.net'}" in out
 
 
 def _simulate_json(monkeypatch, capsys, network: Path, count: int) -> dict:
-    code, out, err = _main(
+    code, out, err = run_main(
         monkeypatch, capsys, "simulate", str(network), "-n", str(count), "--json"
     )
     assert code == 0, err
@@ -181,7 +162,7 @@ def test_simulate_checkpoint_equals_its_export(checkpoints, exported, monkeypatc
 
 def test_simulate_prints_summary(exported, monkeypatch, capsys):
     out, _ = exported
-    code, stdout, _ = _main(monkeypatch, capsys, "simulate", str(out), "-n", "10")
+    code, stdout, _ = run_main(monkeypatch, capsys, "simulate", str(out), "-n", "10")
     assert code == 0
     lines = stdout.strip().splitlines()
     assert lines[0].startswith("emulator: accuracy ") and "on 10 digits test images" in lines[0]
@@ -216,30 +197,30 @@ def _corrupt(path: Path, folder: Path, how: str) -> Path:
 def test_simulate_refuses_broken_netx(exported, tmp_path, monkeypatch, capsys, how, message):
     out, _ = exported
     broken = _corrupt(out, tmp_path, how)
-    code, stdout, err = _main(monkeypatch, capsys, "simulate", str(broken), "-n", "5")
+    code, stdout, err = run_main(monkeypatch, capsys, "simulate", str(broken), "-n", "5")
     assert code == 2 and stdout == ""
-    _one_error_line(err, message)
+    assert_one_error_line(err, message)
 
 
 def test_missing_files(monkeypatch, capsys, tmp_path):
     for command in ("simulate", "export"):
-        code, _, err = _main(monkeypatch, capsys, command, str(tmp_path / "absent.net"))
+        code, _, err = run_main(monkeypatch, capsys, command, str(tmp_path / "absent.net"))
         assert code == 2
-        _one_error_line(err, "not found")
+        assert_one_error_line(err, "not found")
 
 
 def test_simulate_refuses_wrong_dataset(exported, monkeypatch, capsys):
     out, _ = exported
-    code, _, err = _main(monkeypatch, capsys, "simulate", str(out), "--dataset", "fashion-mnist")
+    code, _, err = run_main(monkeypatch, capsys, "simulate", str(out), "--dataset", "fashion-mnist")
     assert code == 2
-    _one_error_line(err, "trained on digits, not fashion-mnist")
+    assert_one_error_line(err, "trained on digits, not fashion-mnist")
 
 
 def test_export_refuses_ann_checkpoint(checkpoints, monkeypatch, capsys, tmp_path):
     _, ann, *_ = checkpoints
-    code, _, err = _main(monkeypatch, capsys, "export", str(ann), "-o", str(tmp_path / "a.net"))
+    code, _, err = run_main(monkeypatch, capsys, "export", str(ann), "-o", str(tmp_path / "a.net"))
     assert code == 2
-    _one_error_line(err, "ANN checkpoint")
+    assert_one_error_line(err, "ANN checkpoint")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -265,9 +246,9 @@ def test_interrupted_export_leaves_no_file(
     snn, *_ = checkpoints
     target = tmp_path / "out.net"
     _fail_mid_write(monkeypatch, exc)
-    status, _, err = _main(monkeypatch, capsys, "export", str(snn), "-o", str(target))
+    status, _, err = run_main(monkeypatch, capsys, "export", str(snn), "-o", str(target))
     assert status == code
-    _one_error_line(err, message)
+    assert_one_error_line(err, message)
     assert list(tmp_path.iterdir()) == []  # neither the file nor its temp file
 
 
@@ -276,7 +257,7 @@ def test_interrupted_export_keeps_the_previous_file(exported, checkpoints, monke
     snn, *_ = checkpoints
     before = out.read_bytes()
     _fail_mid_write(monkeypatch, KeyboardInterrupt())
-    status, _, _ = _main(monkeypatch, capsys, "export", str(snn), "-o", str(out))
+    status, _, _ = run_main(monkeypatch, capsys, "export", str(snn), "-o", str(out))
     assert status == 130
     assert out.read_bytes() == before
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
@@ -286,9 +267,11 @@ def test_export_disk_full_is_one_error_line(checkpoints, tmp_path, monkeypatch, 
     snn, *_ = checkpoints
     _fail_mid_write(monkeypatch, OSError(28, "No space left on device"))
     try:
-        status, _, err = _main(monkeypatch, capsys, "export", str(snn), "-o", str(tmp_path / "x"))
+        status, _, err = run_main(
+            monkeypatch, capsys, "export", str(snn), "-o", str(tmp_path / "x")
+        )
     except OSError:
         status, err = 1, "Traceback"
     assert list(tmp_path.iterdir()) == []
     assert status == 2
-    _one_error_line(err, "No space left on device")
+    assert_one_error_line(err, "No space left on device")

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 import torch
-from test_cli_train import _assert_one_error_line, _main
+from cli_helpers import assert_one_error_line, run_main
 from test_measure import PNG_MAGIC, brute_force_conv_events, brute_force_deployed_events
 
 from dietsnn_deploy.checkpoints import load_checkpoint
@@ -44,7 +44,7 @@ def tiny(tmp_path_factory):
 def _energy_json(monkeypatch, capsys, tmp_path, *args: str) -> tuple[dict, str]:
     """Run ``energy … --json F``; (the JSON document, stdout)."""
     path = tmp_path / "report.json"
-    code, stdout, err = _main(monkeypatch, capsys, "energy", *args, "--json", str(path))
+    code, stdout, err = run_main(monkeypatch, capsys, "energy", *args, "--json", str(path))
     assert code == 0, err[-2000:]
     return json.loads(path.read_text()), stdout
 
@@ -117,7 +117,7 @@ def test_float_counts_match_evaluate(tiny, monkeypatch, capsys, tmp_path):
     )
     assert doc["counted_on"] == "float (soft reset)"
     assert "float PyTorch SNN (soft reset), T=5" in stdout.splitlines()[0]
-    code, out, err = _main(
+    code, out, err = run_main(
         monkeypatch,
         capsys,
         "evaluate",
@@ -148,7 +148,7 @@ def test_float_counts_match_evaluate(tiny, monkeypatch, capsys, tmp_path):
         brute_force_conv_events(spikes["0"], 6, 2, 2, (64, 4, 4))
     )
     assert fc1["snn_acs"] * 40 == pytest.approx(float(spikes["3"].sum()) * 128)
-    code, text, _ = _main(
+    code, text, _ = run_main(
         monkeypatch, capsys, "evaluate", str(checkpoint), "-n", "40", "--energy", "loihi"
     )
     assert code == 0
@@ -172,7 +172,7 @@ def test_plots_and_timestep_sweep(tiny, monkeypatch, capsys, tmp_path):
         (doc["accuracy"], doc["total"]["ratio"])
     )
     assert sweep[0]["snn_acs"] < at_5["snn_acs"]  # fewer steps, fewer spikes
-    code, out, _ = _main(monkeypatch, capsys, "evaluate", str(checkpoint), "-T", "2", "-n", "30",
+    code, out, _ = run_main(monkeypatch, capsys, "evaluate", str(checkpoint), "-T", "2", "-n", "30",
                          "--energy", "paper-45nm", "--json")  # fmt: skip
     at_2 = json.loads(out)
     assert at_2["timesteps"] == 2 and at_2["energy"]["timesteps"] == 2
@@ -181,7 +181,7 @@ def test_plots_and_timestep_sweep(tiny, monkeypatch, capsys, tmp_path):
     assert sweep[0]["ratio"] == pytest.approx(at_2["energy"]["total"]["ratio"])
     assert "timestep sweep" in stdout
     # a .net file: no leak/threshold plot, and the report says why
-    code, stdout, _ = _main(
+    code, stdout, _ = run_main(
         monkeypatch, capsys, "energy", str(network), "-n", "8", "--plot", str(tmp_path / "n")
     )
     assert code == 0
@@ -246,7 +246,7 @@ def test_bad_input_exits_2_with_one_line(tiny, monkeypatch, capsys, tmp_path, ar
     truncated.write_bytes(network.read_bytes()[:4096])
     names = dict(tmp=tmp_path, bad=bad, truncated=truncated, net=network, pt=checkpoint,
                  ann=checkpoint.with_name("digits.ann.pt"))  # fmt: skip
-    code, stdout, err = _main(monkeypatch, capsys, *[a.format(**names) for a in args])
+    code, stdout, err = run_main(monkeypatch, capsys, *[a.format(**names) for a in args])
     assert code == 2
-    _assert_one_error_line(err, expected.format(**names))
+    assert_one_error_line(err, expected.format(**names))
     assert stdout == ""

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from cli_helpers import assert_one_error_line, run_main
 
-from dietsnn_deploy import cli
 from dietsnn_deploy.checkpoints import load_checkpoint
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.training import evaluate
@@ -37,25 +37,6 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(SCRIPT), *args], capture_output=True, text=True, timeout=120, check=False
     )
-
-
-def _main(monkeypatch, capsys, *args: str) -> tuple[int, str, str]:
-    """Run ``cli.main`` in-process as the script would; (exit code, stdout, stderr)."""
-    monkeypatch.setattr(sys, "argv", ["dietsnn-deploy", *args])
-    code = 0
-    try:
-        cli.main()
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _assert_one_error_line(err: str, expected: str) -> None:
-    assert "Traceback" not in err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +82,7 @@ def test_train_writes_three_stage_checkpoints_and_prints_accuracies(trained_run)
 def test_rerun_resumes_without_retraining(trained_run, monkeypatch, capsys):
     out, first = trained_run
     before = _fingerprint(_stage_files(out))
-    code, stdout, _ = _main(monkeypatch, capsys, "train", *_tiny(), "-o", str(out))
+    code, stdout, _ = run_main(monkeypatch, capsys, "train", *_tiny(), "-o", str(out))
     assert code == 0
     assert SUMMARY.search(stdout).group(0) == SUMMARY.search(first.stdout).group(0)
     assert _fingerprint(_stage_files(out)) == before  # nothing rewritten
@@ -112,7 +93,7 @@ def test_more_snn_epochs_continue_only_the_last_stage(trained_run, monkeypatch, 
     for stage, path in _stage_files(trained_run[0]).items():
         _stage_files(out)[stage].write_bytes(path.read_bytes())
     before = _fingerprint(_stage_files(out))
-    code, _, _ = _main(monkeypatch, capsys, "train", *_tiny(snn_epochs=2), "-o", str(out))
+    code, _, _ = run_main(monkeypatch, capsys, "train", *_tiny(snn_epochs=2), "-o", str(out))
     assert code == 0
     after = _fingerprint(_stage_files(out))
     assert after["ann"] == before["ann"] and after["converted"] == before["converted"]
@@ -145,7 +126,7 @@ def test_evaluate_json_prints_one_object(trained_run):
 
 def test_evaluate_ann_checkpoint_text_output(trained_run, monkeypatch, capsys):
     ann = _stage_files(trained_run[0])["ann"]
-    code, stdout, _ = _main(monkeypatch, capsys, "evaluate", str(ann), "-n", "50")
+    code, stdout, _ = run_main(monkeypatch, capsys, "evaluate", str(ann), "-n", "50")
     assert code == 0
     assert re.fullmatch(r"vgg-tiny on digits \(ANN\): accuracy \d+\.\d\d%\n", stdout)
 
@@ -155,14 +136,14 @@ def test_corrupt_checkpoint_exits_2_with_one_line(tmp_path):
     bad.write_bytes(b"\x80\x02not really a checkpoint" * 20)
     result = _run("evaluate", str(bad))
     assert result.returncode == 2
-    _assert_one_error_line(result.stderr, "not a readable checkpoint")
+    assert_one_error_line(result.stderr, "not a readable checkpoint")
     assert result.stdout == ""
 
 
 def test_unknown_architecture_exits_2_with_one_line(tmp_path):
     result = _run("train", "--arch", "vgg7", "--threads", "1", "-o", str(tmp_path / "x.pt"))
     assert result.returncode == 2
-    _assert_one_error_line(result.stderr, "unknown architecture 'vgg7'")
+    assert_one_error_line(result.stderr, "unknown architecture 'vgg7'")
     assert not any(tmp_path.iterdir())
 
 
@@ -178,23 +159,23 @@ def test_unknown_architecture_exits_2_with_one_line(tmp_path):
 )
 def test_bad_input_exits_2_with_one_line(monkeypatch, capsys, tmp_path, args, expected):
     args = [a.format(tmp=tmp_path) for a in args]
-    code, stdout, err = _main(monkeypatch, capsys, *args)
+    code, stdout, err = run_main(monkeypatch, capsys, *args)
     assert code == 2
-    _assert_one_error_line(err, expected)
+    assert_one_error_line(err, expected)
 
 
 def test_stage_commands_refuse_the_wrong_stage(trained_run, monkeypatch, capsys, tmp_path):
     files = _stage_files(trained_run[0])
-    code, _, err = _main(
+    code, _, err = run_main(
         monkeypatch, capsys, "convert", str(files["snn"]), "-o", str(tmp_path / "c.pt")
     )
     assert code == 2
-    _assert_one_error_line(err, "convert needs an ANN checkpoint, this one is 'snn'")
-    code, _, err = _main(
+    assert_one_error_line(err, "convert needs an ANN checkpoint, this one is 'snn'")
+    code, _, err = run_main(
         monkeypatch, capsys, "train-snn", str(files["ann"]), "-o", str(tmp_path / "s.pt")
     )
     assert code == 2
-    _assert_one_error_line(err, "train-snn needs a converted checkpoint, not 'ann'")
+    assert_one_error_line(err, "train-snn needs a converted checkpoint, not 'ann'")
 
 
 def test_zero_snn_epochs_still_writes_the_final_checkpoint(
@@ -204,7 +185,7 @@ def test_zero_snn_epochs_still_writes_the_final_checkpoint(
     for stage in ("ann", "converted"):
         _stage_files(out)[stage].write_bytes(_stage_files(trained_run[0])[stage].read_bytes())
     # --snn-epochs 0: the converted SNN is the result
-    code, stdout, _ = _main(monkeypatch, capsys, "train", *_tiny(snn_epochs=0), "-o", str(out))
+    code, stdout, _ = run_main(monkeypatch, capsys, "train", *_tiny(snn_epochs=0), "-o", str(out))
     assert code == 0 and out.is_file()
     info = load_checkpoint(out)[1]
     assert info.stage == "snn" and info.accuracy == info.converted_accuracy
@@ -213,6 +194,6 @@ def test_zero_snn_epochs_still_writes_the_final_checkpoint(
 
 def test_zero_ann_epochs_without_a_checkpoint_is_an_error(monkeypatch, capsys, tmp_path):
     out = str(tmp_path / "d.pt")
-    code, _, err = _main(monkeypatch, capsys, "train", *_tiny(ann_epochs=0), "-o", out)
+    code, _, err = run_main(monkeypatch, capsys, "train", *_tiny(ann_epochs=0), "-o", out)
     assert code == 2
-    _assert_one_error_line(err, "no ANN checkpoint to resume and ann_epochs is 0")
+    assert_one_error_line(err, "no ANN checkpoint to resume and ann_epochs is 0")
