@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_one_error_line, run_main
@@ -275,3 +276,46 @@ def test_export_disk_full_is_one_error_line(checkpoints, tmp_path, monkeypatch, 
     assert list(tmp_path.iterdir()) == []
     assert status == 2
     assert_one_error_line(err, "No space left on device")
+
+
+def test_export_of_an_official_checkpoint_equals_ours(checkpoints, monkeypatch, capsys, tmp_path):
+    """The official DIET-SNN format (module.-prefixed state_dict, threshold/leak lists) exports,
+    given --arch and --dataset, to the same integers as our checkpoint of the same weights."""
+    snn, _, model, _ = checkpoints
+    official = tmp_path / "official.pth"
+    torch.save(
+        {
+            "state_dict": {f"module.{k}": v for k, v in model.state_dict().items()},
+            "thresholds": model.thresholds(),
+            "leak": model.leaks(),
+            "timesteps": 5,
+            "accuracy": 0.5,
+            "epoch": 1,
+        },
+        official,
+    )
+    ours, theirs = tmp_path / "ours.net", tmp_path / "theirs.net"
+    assert run_main(monkeypatch, capsys, "export", str(snn), "-o", str(ours))[0] == 0
+    code, _, err = run_main(
+        monkeypatch,
+        capsys,
+        "export",
+        str(official),
+        "-o",
+        str(theirs),
+        "--arch",
+        "vgg-tiny",
+        "--dataset",
+        "digits",
+    )
+    assert code == 0, err
+    mine, other = read_netx(ours), read_netx(theirs)
+    assert [layer.kind for layer in other.layers] == [layer.kind for layer in mine.layers]
+    for a, b in zip(mine.layers, other.layers, strict=True):
+        if hasattr(a, "weight"):
+            assert np.array_equal(a.weight, b.weight)
+        if hasattr(a, "neuron"):
+            assert a.neuron == b.neuron
+    code, _, err = run_main(monkeypatch, capsys, "export", str(official), "-o", str(theirs))
+    assert code == 2
+    assert_one_error_line(err, "--arch and --dataset")
