@@ -162,22 +162,22 @@ def run(args: argparse.Namespace) -> Results:
         results.rows.append(Row(f"float SNN, {reset} reset", "PyTorch", count, acc, speed, note))
         print(results.rows[-1].markdown(), flush=True)
 
-    net = quantize(model, calibration, mean=info.mean, std=info.std, dataset=info.dataset)
-    before = emulate(net, pixels)
-    results.rows.append(
-        Row(
-            "quantized, before fine-tuning",
-            "emulator",
-            count,
-            accuracy(before.predictions, labels),
-            count / before.run_seconds,
-            int16_note(net),
+    def quantized_row(step: str) -> DeployedNetwork:
+        """Quantize the model as it is now, classify the test set on the emulator, add a row."""
+        net = quantize(model, calibration, mean=info.mean, std=info.std, dataset=info.dataset)
+        run = emulate(net, pixels)
+        speed = count / run.run_seconds
+        row = Row(
+            step, "emulator", count, accuracy(run.predictions, labels), speed, int16_note(net)
         )
-    )
-    print(results.rows[-1].markdown(), flush=True)
+        results.rows.append(row)
+        print(row.markdown(), flush=True)
+        return net
+
+    net = quantized_row("quantized, before fine-tuning")
 
     if args.finetune_epochs > 0:
-        del net, before
+        del net
         cfg = TrainConfig(
             dataset=info.dataset,
             arch=info.arch,
@@ -212,20 +212,7 @@ def run(args: argparse.Namespace) -> Results:
             )
         )
         print(results.rows[-1].markdown(), flush=True)
-        net = quantize(model, calibration, mean=info.mean, std=info.std, dataset=info.dataset)
-        after = emulate(net, pixels)
-        results.rows.append(
-            Row(
-                "quantized, after fine-tuning",
-                "emulator",
-                count,
-                accuracy(after.predictions, labels),
-                count / after.run_seconds,
-                int16_note(net),
-            )
-        )
-        print(results.rows[-1].markdown(), flush=True)
-        del after
+        net = quantized_row("quantized, after fine-tuning")
     results.details["quantization"] = [asdict(q) for q in net.quantization]
 
     if args.lava_images > 0:
