@@ -41,7 +41,7 @@ from dietsnn_deploy.checkpoints import ModelInfo, load_checkpoint
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.models import DietNet
-from hw_sim.energy import FP32_ADD, FP32_MAC, MODELS, energy
+from hw_sim.energy import MODELS, energy, table3_ratio
 from hw_sim.measure import Measurement, measure_deployed, measure_float, neuron_parameters
 from hw_sim.op_counter import (
     ConvGeometry,
@@ -54,13 +54,6 @@ from hw_sim.op_counter import (
 from hw_sim.report import plot_leak_threshold
 
 PAPER_MODEL = "paper-45nm"
-
-
-def closed_form_ratio(b: float, c: float, a: float = 1.0) -> float:
-    """The paper's Table 3 formula E_ANN / E_SNN = a·4.6 / (c·4.6 + (1 − c)·b·0.9), with
-    a = normalised ANN ops (1), b = normalised SNN ops, c = first-layer share (pJ per op)."""
-    denominator = c * FP32_MAC + (1 - c) * b * FP32_ADD
-    return a * FP32_MAC / denominator if denominator else float("nan")
 
 
 @dataclass(frozen=True)
@@ -111,7 +104,7 @@ def layer_conventions(counts: OpCounts, plan: Sequence[LayerGeometry]) -> list[L
                 name=row.name,
                 source_rate=source.spike_rate,
                 ann_macs=row.ann_macs,
-                eq17_ops=source.spike_rate * row.ann_macs,
+                eq17_ops=row.eq17_ops,
                 full_fanout_ops=source.spikes * _full_fan_out(geometry.synapse),
                 exact_events=row.synaptic_events,
             )
@@ -157,9 +150,8 @@ def summarise(
     counts = measured.counts
     neurons = [c for c in counts.layers if c.kind != "readout" and c.name not in inputs]
     conventions = layer_conventions(counts, plan)
-    rest = sum(c.ann_macs - c.host_macs for c in counts.layers)
-    b_exact, c = counts.normalised_snn_ops, counts.first_layer_share
-    b_eq17 = sum(layer.eq17_ops for layer in conventions) / rest
+    b_exact, b_eq17 = counts.normalised_snn_ops, counts.normalised_eq17_ops
+    c = counts.first_layer_share
     total = counts.total()
     ratios = {name: energy(model, counts).ratio for name, model in MODELS.items()}
     return RunSummary(
@@ -176,9 +168,9 @@ def summarise(
         b_exact=b_exact,
         b_eq17=b_eq17,
         c=c,
-        ratio_closed_form=closed_form_ratio(b_exact, c),
+        ratio_closed_form=table3_ratio(b_exact, c),
         ratio_exact=ratios[PAPER_MODEL],
-        ratio_eq17=closed_form_ratio(b_eq17, c),
+        ratio_eq17=table3_ratio(b_eq17, c),
         ratios=ratios,
         layers=conventions,
         seconds=seconds,

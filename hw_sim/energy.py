@@ -228,6 +228,14 @@ def energy(model: EnergyModel | str, counts: OpCounts) -> EnergyReport:
     )
 
 
+def table3_ratio(snn_ops: float, first_layer_share: float) -> float:
+    """The paper's Table 3 closed form E_ANN / E_SNN = 4.6 / (c·4.6 + (1 − c)·b·0.9), pJ per op
+    (Horowitz 45 nm): b = normalised SNN ops (per ANN MAC after the first layer), c = the first
+    layer's share of the ANN MACs (computed as MACs in both networks)."""
+    denominator = first_layer_share * FP32_MAC + (1 - first_layer_share) * snn_ops * FP32_ADD
+    return FP32_MAC / denominator if denominator else float("inf")
+
+
 def normalised_counts(snn_ops: float, first_layer_share: float) -> OpCounts:
     """The paper's closed form as counts: an ANN of 1 MAC whose first layer holds the share c
     (computed as MACs in both networks) and whose other layers cost b·(1 − c) ACs in the SNN.
@@ -237,7 +245,9 @@ def normalised_counts(snn_ops: float, first_layer_share: float) -> OpCounts:
     c, rest = first_layer_share, 1 - first_layer_share
 
     def row(name, kind, ann, host, events) -> LayerCounts:
-        return LayerCounts(name, kind, 0, 1, 0.0, events, ann, host, 0.0, 0.0, (0.0,), (events,))
+        return LayerCounts(
+            name, kind, 0, 1, 0.0, events, events, ann, host, 0.0, 0.0, (0.0,), (events,)
+        )
 
     layers = (row("first", "input", c, c, 0.0), row("rest", "dense", rest, 0.0, snn_ops * rest))
     return OpCounts(layers=layers, num_images=1, timesteps=1, notes=("normalised: ANN = 1",))

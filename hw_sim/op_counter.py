@@ -16,6 +16,10 @@ One row per neuron layer of the :class:`DeployedNetwork` (input, conv, dense, re
 - ``neuron_updates`` = neurons × T; ``active_neuron_updates`` counts those with input in that
   step (≥ 1 synaptic event; the input layer's bias drive makes all of its updates active).
 - ``spike_rate`` = spikes over all T steps / neurons (eq. 18).
+- ``eq17_ops``: the paper's eq. 17 count of the same layer, the spike rate of the layer feeding
+  it × its ANN MACs (0 for the analog first layer). Not an event count: after a k×k pool it is
+  about k² times lower than ``synaptic_events`` (a pooled input of 1/k² counts as 1/k² of an
+  op), and it ignores padding; it is what the paper's Table 3 reports, kept for comparison.
 
 Counting needs only the geometry and a :class:`SpikeRecord`: :func:`counting_plan` reads it off
 a deployed network, :func:`float_counting_plan` off the float PyTorch VGG (the same rows), whose
@@ -293,6 +297,7 @@ class LayerCounts:
     timesteps: int
     spikes: float
     synaptic_events: float
+    eq17_ops: float
     ann_macs: float
     host_macs: float
     neuron_updates: float
@@ -331,6 +336,7 @@ class OpCounts:
             timesteps=self.timesteps,
             spikes=add("spikes"),
             synaptic_events=add("synaptic_events"),
+            eq17_ops=add("eq17_ops"),
             ann_macs=add("ann_macs"),
             host_macs=add("host_macs"),
             neuron_updates=add("neuron_updates"),
@@ -348,8 +354,17 @@ class OpCounts:
     @property
     def normalised_snn_ops(self) -> float:
         """The paper's b: synaptic events per ANN MAC over the layers after the first."""
+        return self._per_spiking_ann_mac("synaptic_events")
+
+    @property
+    def normalised_eq17_ops(self) -> float:
+        """The paper's b as its eq. 17 counts it (Σ input spike rate × ANN MACs), per ANN MAC
+        over the layers after the first."""
+        return self._per_spiking_ann_mac("eq17_ops")
+
+    def _per_spiking_ann_mac(self, field: str) -> float:
         rest = sum(c.ann_macs - c.host_macs for c in self.layers)
-        return sum(c.synaptic_events for c in self.layers) / rest if rest else 0.0
+        return sum(getattr(c, field) for c in self.layers) / rest if rest else 0.0
 
 
 class _LayerSpikes:
@@ -465,6 +480,10 @@ class OpCounter:
         if self.num_images == 0:
             raise DeployError("no spikes were counted (add at least one batch)")
         n = self.num_images
+        rate = {
+            g.index: float(spikes.sum()) / n / g.neurons
+            for g, spikes in zip(self.plan, self.spikes, strict=True)
+        }
         rows = []
         for g, spikes, events, active in zip(
             self.plan, self.spikes, self.events, self.active, strict=True
@@ -477,6 +496,7 @@ class OpCounter:
                     timesteps=self.timesteps,
                     spikes=float(spikes.sum()) / n,
                     synaptic_events=float(events.sum()) / n,
+                    eq17_ops=0.0 if g.source is None else rate[g.source] * g.ann_macs,
                     ann_macs=float(g.ann_macs),
                     host_macs=float(g.host_macs),
                     neuron_updates=float(g.neurons * self.timesteps),

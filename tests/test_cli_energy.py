@@ -85,6 +85,15 @@ def test_energy_of_a_net_file_equals_brute_force_on_emulated_spikes(
     assert total["energy_ann_pj"] == pytest.approx(sum(ANN_MACS) * 4.6)
     assert total["energy_snn_pj"] == pytest.approx(ANN_MACS[0] * 4.6 + sum(events) / 24 * 0.9)
     assert total["ratio"] == pytest.approx(total["energy_ann_pj"] / total["energy_snn_pj"])
+    # the paper's eq. 17 beside it: the feeding layer's spike rate × this layer's ANN MACs
+    eq17 = [
+        int(record.spikes[index].sum()) / 24 / record.spikes[index][0, 0].numel() * macs
+        for index, macs in zip((0, 1, 3), ANN_MACS[1:], strict=True)
+    ]
+    assert [row["eq17_ops"] for row in layers[1:]] == pytest.approx(eq17)
+    b_eq17 = sum(eq17) / sum(ANN_MACS[1:])
+    assert total["eq17"]["normalised_snn_ops"] == pytest.approx(b_eq17)
+    assert f"b = {b_eq17:.4f}" in stdout
     rows = list(csv.DictReader(csv_path.open()))
     assert [r["name"] for r in rows] == [*NAMES, "total"]
     assert float(rows[-1]["ratio"]) == pytest.approx(total["ratio"])

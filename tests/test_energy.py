@@ -19,6 +19,7 @@ from hw_sim.energy import (
     energy,
     get_model,
     normalised_counts,
+    table3_ratio,
 )
 from hw_sim.op_counter import LayerCounts, OpCounts
 
@@ -33,12 +34,13 @@ def test_paper_closed_form(snn_ops, first_layer_share, published):
     expected = 4.6 / (first_layer_share * 4.6 + (1 - first_layer_share) * snn_ops * 0.9)
     assert report.ratio == pytest.approx(expected, rel=1e-12)
     assert round(report.ratio, 1) == published
+    assert table3_ratio(snn_ops, first_layer_share) == pytest.approx(expected, rel=1e-12)
 
 
 def counts() -> OpCounts:
-    host = LayerCounts("conv1", "input", 100, 4, 30.0, 0.0, 500.0, 500.0, 400.0, 400.0,
+    host = LayerCounts("conv1", "input", 100, 4, 30.0, 0.0, 0.0, 500.0, 500.0, 400.0, 400.0,
                        (30.0,), (0.0,))  # fmt: skip
-    hidden = LayerCounts("fc1", "dense", 25, 4, 50.0, 200.0, 1000.0, 0.0, 100.0, 40.0,
+    hidden = LayerCounts("fc1", "dense", 25, 4, 50.0, 200.0, 300.0, 1000.0, 0.0, 100.0, 40.0,
                          (50.0,), (200.0,))  # fmt: skip
     return OpCounts(layers=(host, hidden), num_images=1, timesteps=4)
 

@@ -88,6 +88,9 @@ def test_conv_with_padding_and_stride_hand_counted():
     assert conv_row.ann_macs == 3 * 3 * 1 * 2 * 2 * 2
     assert conv_row.active_neuron_updates == 8 + 2  # step 0: all 4 positions; step 1: one
     assert (conv_row.spikes, conv_row.spikes_per_step) == (4, (3, 1))
+    # eq. 17: input spike rate × ANN MACs = 5/16 · 72 (border fan-outs ignored)
+    assert conv_row.eq17_ops == pytest.approx(5 / 16 * 72)
+    assert host.eq17_ops == 0  # the analog layer is priced as MACs
     # readout: every conv spike reaches its 3 outputs
     assert out.events_per_step == (9, 3)
     assert (out.ann_macs, out.spikes, out.neuron_updates, out.active_neuron_updates) == (
@@ -194,6 +197,10 @@ def test_pooled_dense_ann_macs_and_events():
     assert host.ann_macs == 1 * 1 * 1 * 4 * 4 * 1
     assert (fc.name, fc.ann_macs, fc.synaptic_events) == ("pool+fc1", 4 * 5, 3 * 5)
     assert (out.ann_macs, out.synaptic_events) == (10, 2 * 2)
+    # eq. 17 prices the 3 input spikes over 16 neurons against the pooled layer's 20 MACs:
+    # 3.75 ops where the chip makes 15 events (k² = 4 per spike)
+    assert fc.eq17_ops == pytest.approx(3 / 16 * 20)
+    assert out.eq17_ops == pytest.approx(2 / 5 * 10)
 
 
 def random_record(net, batch, seed) -> SpikeRecord:
@@ -238,6 +245,8 @@ def test_paper_fractions():
     assert total.ann_macs == host + 432 + 48 * 2
     assert counts.first_layer_share == pytest.approx(host / total.ann_macs)
     assert counts.normalised_snn_ops == pytest.approx(total.synaptic_events / (432 + 96))
+    assert counts.normalised_eq17_ops == pytest.approx(total.eq17_ops / (432 + 96))
+    assert total.eq17_ops == pytest.approx(sum(row.eq17_ops for row in counts.layers))
 
 
 def test_bad_records_raise():

@@ -26,8 +26,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 def counts() -> OpCounts:
     def row(name, kind, neurons, spikes, events, ann, host):
-        return LayerCounts(name, kind, neurons, 2, spikes, events, ann, host, neurons * 2.0,
-                           neurons * 1.0, (spikes, 0.0), (events, 0.0))  # fmt: skip
+        return LayerCounts(name, kind, neurons, 2, spikes, events, events / 4, ann, host,
+                           neurons * 2.0, neurons * 1.0, (spikes, 0.0), (events, 0.0))  # fmt: skip
 
     return OpCounts(
         layers=(
@@ -59,13 +59,20 @@ def test_json_values(tmp_path):
     assert total["ratio"] == pytest.approx(ann / snn)
     assert total["snn_acs"] == 6400 and total["spike_rate"] == pytest.approx(400 / 1500)
     assert total["first_layer_share"] == pytest.approx(9000 / 104000)
+    # eq. 17 ops are events / 4 in these rows: b = 1600 / 95000 spiking-layer ANN MACs
+    b_eq17 = 1600 / 95000
+    assert total["eq17"]["normalised_snn_ops"] == pytest.approx(b_eq17)
+    c_share = 9000 / 104000
+    assert total["eq17"]["ratio_paper_45nm"] == pytest.approx(
+        4.6 / (c_share * 4.6 + (1 - c_share) * b_eq17 * 0.9)
+    )
     assert doc["num_images"] == 4 and doc["timesteps"] == 2
     assert any("once per image" in note for note in doc["notes"])
     assert list(tmp_path.iterdir()) == [tmp_path / "r.json"]  # no temp file left behind
 
 
 def test_json_ratio_is_null_when_snn_costs_nothing(tmp_path):
-    c = OpCounts(layers=(LayerCounts("fc1", "dense", 5, 1, 0.0, 0.0, 50.0, 0.0, 5.0, 0.0,
+    c = OpCounts(layers=(LayerCounts("fc1", "dense", 5, 1, 0.0, 0.0, 0.0, 50.0, 0.0, 5.0, 0.0,
                                      (0.0,), (0.0,)),), num_images=1, timesteps=1)  # fmt: skip
     doc = json.loads(write_json(tmp_path / "r.json", c, energy("paper-45nm", c)).read_text())
     assert doc["layers"][0]["ratio"] is None and doc["total"]["ratio"] is None

@@ -230,7 +230,7 @@ def energy_report(
     the files asked for and say where."""
     from hw_sim.energy import energy
     from hw_sim.measure import format_sweep, sweep_record, write_outputs
-    from hw_sim.report import format_table
+    from hw_sim.report import format_paper_convention, format_table
 
     report = energy(energy_model, measured.counts)
     click.echo(
@@ -238,6 +238,7 @@ def energy_report(
         f"{measured.counts.num_images} test images"
     )
     click.echo(format_table(measured.counts, report))
+    click.echo(format_paper_convention(measured.counts))
     click.echo(energy_model.describe())
     click.echo("counting conventions:")
     for note in measured.counts.notes:
