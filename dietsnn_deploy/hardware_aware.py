@@ -88,12 +88,13 @@ def finetune_hardware(
     *,
     epochs: int,
     lr: float = 1e-4,
+    neuron_lr: float | None = None,
     progress: bool = True,
     start_epoch: int = 0,
     on_epoch=None,
 ) -> list[dict]:
-    """Train weights, leaks and thresholds through the hardware's behaviour; the model ends
-    in float form with hard reset, ready for export."""
+    """Train weights (``lr``), leaks and thresholds (``neuron_lr``, default ``lr``) through the
+    hardware's behaviour; the model ends in float form with hard reset, ready for export."""
     scales = attach(model, calibration)
     try:
         history = train_snn(
@@ -102,6 +103,7 @@ def finetune_hardware(
             test_loader,
             epochs=epochs,
             lr=lr,
+            neuron_lr=neuron_lr,
             progress=progress,
             start_epoch=start_epoch,
             on_epoch=on_epoch,

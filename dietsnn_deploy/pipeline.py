@@ -33,6 +33,7 @@ class TrainConfig:
     snn_batch_size: int = 64
     ann_lr: float = 1e-3
     snn_lr: float = 1e-4
+    neuron_lr: float | None = None  # thresholds and leaks; None: snn_lr
     weight_decay: float = 5e-4
     dropout: float = 0.2
     percentile: float = 99.7
@@ -211,6 +212,7 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
         test,
         epochs=cfg.snn_epochs,
         lr=cfg.snn_lr,
+        neuron_lr=cfg.neuron_lr,
         train_threshold=cfg.train_threshold,
         train_leak=cfg.train_leak and cfg.neuron == "lif",
         progress=cfg.progress,
@@ -268,6 +270,7 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
         test,
         epochs=cfg.snn_epochs,
         lr=cfg.snn_lr,
+        neuron_lr=cfg.neuron_lr,
         progress=cfg.progress,
         start_epoch=done_epochs,
         on_epoch=_saver(model, info, out),

@@ -194,6 +194,7 @@ def train_snn(
     *,
     epochs: int,
     lr: float = 1e-4,
+    neuron_lr: float | None = None,
     train_threshold: bool = True,
     train_leak: bool = True,
     progress: bool = True,
@@ -205,15 +206,22 @@ def train_snn(
     """Stage 3: spike-based BPTT of weights and, as asked, per-layer thresholds and leaks.
 
     Fixed parameters keep their conversion values; leaks are clamped to [0, 1] after every
-    step, then ``after_step()`` runs if given.
+    step, then ``after_step()`` runs if given. Adam moves a parameter by about its learning
+    rate per step, so ``neuron_lr`` (default ``lr``) lets thresholds and leaks travel as far
+    in a short run as they would in the paper's hundreds of epochs.
     """
     model.spiking = True
     for p in model.threshold.values():
         p.requires_grad_(train_threshold)
     for p in model.leak.values():
         p.requires_grad_(train_leak)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=lr, amsgrad=True)
+    neuron_params = {id(p) for p in (*model.threshold.values(), *model.leak.values())}
+    trained = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trained if id(p) not in neuron_params], "lr": lr},
+        {"params": [p for p in trained if id(p) in neuron_params], "lr": neuron_lr or lr},
+    ]
+    optimizer = torch.optim.Adam([g for g in groups if g["params"]], amsgrad=True)
     stage = stage or ("diet" if (train_threshold or train_leak) else "snn-weights")
 
     def step_done() -> None:

@@ -161,6 +161,21 @@ def test_learned_threshold_and_leak_both_change(converted, loaders):
     assert all(leak != 0.75 and 0.0 <= leak <= 1.0 for leak in model.leaks())
 
 
+def test_neuron_lr_moves_thresholds_and_leaks_apart_from_weights(converted, loaders):
+    # Adam moves a parameter by about its learning rate per step: with weights at 1e-6 and
+    # neurons at 1e-2, one epoch (23 steps) leaves weights within 1e-4 and moves thresholds
+    model = copy.deepcopy(converted[0])
+    model.set_neuron_params(leaks=[0.75, 0.75, 0.75])
+    weights = model.features[0].weight.detach().clone()
+    thresholds = model.thresholds()
+    torch.manual_seed(0)
+    train_snn(model, *loaders, epochs=1, lr=1e-6, neuron_lr=1e-2, progress=False)
+    assert float((model.features[0].weight - weights).abs().max()) < 1e-4
+    moved = [abs(a - b) for a, b in zip(model.thresholds(), thresholds, strict=True)]
+    assert min(moved) > 1e-3
+    assert max(abs(leak - 0.75) for leak in model.leaks()) > 1e-3
+
+
 def test_leaks_are_clamped_to_at_most_one(converted, loaders):
     model = copy.deepcopy(converted[0])
     model.train()

@@ -26,6 +26,11 @@ def _train_options(fn):
         click.option("--snn-batch-size", default=64, show_default=True, type=click.IntRange(1)),
         click.option("--ann-lr", default=1e-3, show_default=True, type=float),
         click.option("--snn-lr", default=1e-4, show_default=True, type=float),
+        click.option(
+            "--neuron-lr",
+            type=click.FloatRange(0, min_open=True),
+            help="learning rate of thresholds and leaks (default: --snn-lr)",
+        ),
         click.option("--dropout", default=0.2, show_default=True, type=click.FloatRange(0, 0.95)),
         click.option(
             "--percentile", default=99.7, show_default=True, type=click.FloatRange(0, 100)
