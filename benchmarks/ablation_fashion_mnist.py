@@ -93,7 +93,7 @@ PIXELS = "pixels"  # the row of Poisson input spikes in a counting plan
 
 #: Options that change what a checkpoint holds: a workdir's points must all share them.
 FIDELITY = ("ann", "ann_epochs", "dataset", "arch", "train_limit", "snn_epochs", "snn_lr",
-            "seed", "percentile", "threshold_scale")  # fmt: skip
+            "neuron_lr", "seed", "percentile", "threshold_scale")  # fmt: skip
 
 
 def poisson_counting_plan(model: DietNet) -> list[LayerGeometry]:
@@ -190,6 +190,7 @@ class Study:
             "train_limit": args.train_limit,
             "snn_epochs": args.snn_epochs,
             "snn_lr": args.snn_lr,
+            "neuron_lr": args.neuron_lr,
             "snn_batch_size": args.snn_batch_size,
             "seed": args.seed,
             "percentile": args.percentile,
@@ -219,6 +220,7 @@ class Study:
             snn_epochs=a.snn_epochs,
             snn_batch_size=a.snn_batch_size,
             snn_lr=a.snn_lr,
+            neuron_lr=a.neuron_lr,
             percentile=a.percentile,
             threshold_scale=a.threshold_scale,
             encoding=network.encoding,
@@ -454,7 +456,8 @@ def run(args) -> None:
     print(
         f"ANN {args.ann} ({settings['ann_epochs']} epochs, {100 * (settings['ann_accuracy'] or 0):.2f}%); "
         f"SNN training: {settings['snn_epochs']} epoch(s) on "
-        f"{settings['train_limit'] or 'all'} training images, lr {settings['snn_lr']}"
+        f"{settings['train_limit'] or 'all'} training images, lr {settings['snn_lr']} "
+        f"(thresholds and leaks: {settings.get('neuron_lr') or settings['snn_lr']})"
     )
     target_text = "—" if target is None else f"{100 * target:.2f}%"
     print(f"iso-accuracy target {target_text}: {how}\n")
@@ -494,6 +497,9 @@ def main() -> None:
     parser.add_argument("--train-limit", type=int, help="train the SNNs on the first N images")
     parser.add_argument("--snn-epochs", type=int, default=1)
     parser.add_argument("--snn-lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--neuron-lr", type=float, help="thresholds' and leaks' learning rate (default: --snn-lr)"
+    )
     parser.add_argument("--snn-batch-size", type=int, default=64)
     parser.add_argument("--percentile", type=float, default=99.7)
     parser.add_argument("--threshold-scale", type=float, default=1.0)
