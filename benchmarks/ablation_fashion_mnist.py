@@ -395,6 +395,9 @@ def plot_figure3(
     if target is not None:
         ax_acc.axhline(100 * target, color="grey", linestyle="--", label="iso-accuracy target")
     ax_acc.set_xscale("log")
+    steps = sorted({p["timesteps"] for p in points})
+    ax_acc.set_xticks(steps, [str(t) for t in steps])
+    ax_acc.minorticks_off()
     ax_acc.set_xlabel("timesteps T")
     ax_acc.set_ylabel("test accuracy (%)")
     ax_acc.legend(fontsize="small")
