@@ -7,6 +7,7 @@ last completed epoch (the cosine schedule restarts over the epochs that remain).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,14 @@ class TrainConfig:
     test_limit: int | None = None
     seed: int = 0
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Refuse a learning rate that can't train (NaN, infinite, ≤ 0) before any work."""
+        rates = {"ann_lr": self.ann_lr, "snn_lr": self.snn_lr, "neuron_lr": self.neuron_lr}
+        for name, rate in rates.items():
+            if rate is not None and not (math.isfinite(rate) and rate > 0):
+                option = "--" + name.replace("_", "-")
+                raise DeployError(f"{option} must be a finite number > 0, got {rate}")
 
 
 def stage_paths(out: Path) -> dict[str, Path]:

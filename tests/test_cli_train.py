@@ -155,6 +155,9 @@ def test_unknown_architecture_exits_2_with_one_line(tmp_path):
         (["evaluate", "{tmp}/missing.pt"], "checkpoint not found"),
         (["convert", "{tmp}/missing.pt", "-o", "{tmp}/c.pt"], "checkpoint not found"),
         (["train-snn", "{tmp}/missing.pt", "-o", "{tmp}/s.pt"], "checkpoint not found"),
+        (["train", "--neuron-lr", "nan", "-o", "{tmp}/x.pt"], "--neuron-lr must be a finite"),
+        (["train", "--snn-lr", "inf", "-o", "{tmp}/x.pt"], "--snn-lr must be a finite"),
+        (["finetune", "{tmp}/x.pt", "--ann-lr", "-1", "-o", "{tmp}/h.pt"], "--ann-lr must be"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(monkeypatch, capsys, tmp_path, args, expected):
