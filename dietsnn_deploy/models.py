@@ -208,8 +208,9 @@ class DietNet(nn.Module):
         if run.probe == key:
             raise _ProbeHit(current)
         leak, threshold = self.neuron(key)
+        # The membrane potential and the threshold comparison stay in fp32 under autocast.
         spikes, run.state[key] = lif_scan(
-            current, run.state.get(key), leak, threshold, self.reset_mode
+            current.float(), run.state.get(key), leak, threshold, self.reset_mode
         )
         if run.record:
             run.spikes.setdefault(key, []).append(spikes.detach())
@@ -313,7 +314,7 @@ class DietVGG(DietNet):
             elif isinstance(module, nn.Dropout):
                 h = run.drop(key, h)
         # Σ_t W·o_t summed over steps in order, so bulk and per-step runs agree bit for bit.
-        return self.classifier[-1](h).sum(0)
+        return self.classifier[-1](h).float().sum(0)
 
 
 class _Block(nn.Module):
@@ -382,7 +383,7 @@ class DietResNet(DietNet):
             inner = run.drop(f"b{i}", self._lif(run, f"b{i}a", _over_time(block.conv1, h)))
             current = _over_time(block.conv2, inner) + _over_time(block.shortcut, h)
             h = self._lif(run, f"b{i}b", current)
-        return self.classifier(h.flatten(2)).sum(0)  # Σ_t W·o_t, as in DietVGG
+        return self.classifier(h.flatten(2)).float().sum(0)  # Σ_t W·o_t, as in DietVGG
 
 
 def _init_weights(model: nn.Module) -> None:

@@ -47,6 +47,7 @@ class TrainConfig:
     train_limit: int | None = None
     test_limit: int | None = None
     seed: int = 0
+    precision: str = "fp32"
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -164,6 +165,7 @@ def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
         progress=cfg.progress,
         start_epoch=len(info.history),
         on_epoch=_saver(model, info, out),
+        precision=cfg.precision,
     )
     return model, info
 
@@ -227,6 +229,7 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
         progress=cfg.progress,
         start_epoch=done_epochs,
         on_epoch=_saver(model, info, out),
+        precision=cfg.precision,
     )
     return model, info
 

@@ -17,6 +17,16 @@ from tqdm import tqdm
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.models import DietNet
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(precision: str, device: str = "cpu"):
+    """Synaptic ops (conv, linear) in reduced ``precision``; fp32 is a no-op context."""
+    if precision not in PRECISIONS:
+        raise DeployError(f"unknown precision '{precision}'; choose from {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    return torch.autocast(device, dtype=dtype or torch.float32, enabled=dtype is not None)
+
 
 @dataclass
 class EvalResult:
@@ -72,6 +82,7 @@ def _fit(
     start_epoch: int = 0,
     on_epoch=None,
     after_step=None,
+    precision: str = "fp32",
 ) -> list[dict]:
     """Shared epoch loop: cross-entropy, cosine learning rate over ``epochs`` (entered at
     ``start_epoch`` when resuming), progress bar, evaluation and ``on_epoch(entry)`` per epoch."""
@@ -85,8 +96,9 @@ def _fit(
         loss_sum = 0.0
         bar = tqdm(train_loader, desc=f"{stage} {epoch + 1}/{epochs}", disable=not progress)
         for images, labels in bar:
-            logits = model(images)
-            loss = nn.functional.cross_entropy(logits, labels)
+            with autocast(precision):
+                logits = model(images)
+            loss = nn.functional.cross_entropy(logits.float(), labels)
             _check_finite(loss, stage)
             optimizer.zero_grad()
             loss.backward()
@@ -127,10 +139,13 @@ def train_ann(
     progress: bool = True,
     start_epoch: int = 0,
     on_epoch=None,
+    precision: str = "fp32",
 ) -> list[dict]:
     """Stage 1: ReLU ANN with Adam (amsgrad), weight decay and a cosine schedule."""
     model.spiking = False
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay, amsgrad=True)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=lr, weight_decay=weight_decay, amsgrad=True, fused=True
+    )
     return _fit(
         model,
         train_loader,
@@ -141,6 +156,7 @@ def train_ann(
         progress,
         start_epoch=start_epoch,
         on_epoch=on_epoch,
+        precision=precision,
     )
 
 
@@ -202,6 +218,7 @@ def train_snn(
     on_epoch=None,
     after_step=None,
     stage: str | None = None,
+    precision: str = "fp32",
 ) -> list[dict]:
     """Stage 3: spike-based BPTT of weights and, as asked, per-layer thresholds and leaks.
 
@@ -221,7 +238,7 @@ def train_snn(
         {"params": [p for p in trained if id(p) not in neuron_params], "lr": lr},
         {"params": [p for p in trained if id(p) in neuron_params], "lr": neuron_lr or lr},
     ]
-    optimizer = torch.optim.Adam([g for g in groups if g["params"]], amsgrad=True)
+    optimizer = torch.optim.Adam([g for g in groups if g["params"]], amsgrad=True, fused=True)
     stage = stage or ("diet" if (train_threshold or train_leak) else "snn-weights")
 
     def step_done() -> None:
@@ -241,6 +258,7 @@ def train_snn(
             start_epoch=start_epoch,
             on_epoch=on_epoch,
             after_step=step_done,
+            precision=precision,
         )
     finally:
         for p in (*model.threshold.values(), *model.leak.values()):

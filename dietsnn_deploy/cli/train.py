@@ -56,6 +56,13 @@ def _train_options(fn):
         click.option("--test-limit", type=click.IntRange(1), help="use the first N test images"),
         click.option("--seed", default=0, show_default=True, type=int),
         click.option("--threads", type=click.IntRange(1), help="torch CPU threads"),
+        click.option(
+            "--precision",
+            type=click.Choice(["fp32", "bf16", "fp16"]),
+            default="fp32",
+            show_default=True,
+            help="precision of the synaptic ops (membrane potentials and loss stay fp32)",
+        ),
     ]
     for option in reversed(options):
         fn = option(fn)
