@@ -1,6 +1,14 @@
-"""The host side of a deployed network: images → constant integer drive of the input layer.
+"""The host side of a deployed network: images → the input layer's integer drive.
 
 Shared by the Lava runner and the emulator so that both feed identical drive. No Lava here.
+For every step t the host computes, in float64,
+
+    x = (pixels − mean) / std                                 pixels scaled to [0, 1]
+    drive[t] = clip(round(drive_scale · conv2d(frame[t], W)), ±4095)     bias_mant units
+
+where the frames are the encoding's (:mod:`dietsnn_deploy.spine.encodings`): x itself once for
+a static encoding, otherwise drawn image by image with :func:`image_generator` so that an
+image's frames do not depend on the batch it is in. ``round`` is torch's (half to even).
 """
 
 from __future__ import annotations
@@ -8,17 +16,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from dietsnn_deploy.deployed import BIAS_MAX, HostEncoder
 from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine.encodings import REPEAT, get_encoding
+from dietsnn_deploy.spine.encodings.base import image_generator
+from dietsnn_deploy.spine.loihi import drive_mantissa
+from dietsnn_deploy.spine.network import HostEncoder
+from dietsnn_deploy.spine.record import HostDrive
 
 
-def encode_drive(encoder: HostEncoder, images: torch.Tensor) -> torch.Tensor:
-    """Drive (bias_mant units) of the input layer, int64 (N, Cout, H', W').
-
-    ``drive = clip(round(drive_scale · conv2d((x − mean)/std, weight)), ±BIAS_MAX)`` where
-    ``x`` is ``images`` (N, C, H, W): float pixels scaled to [0, 1], before mean/std (the
-    encoder applies them). Computed in float64; ``round`` is torch's (half to even).
-    """
+def _normalised(encoder: HostEncoder, images: torch.Tensor) -> torch.Tensor:
     if images.ndim != 4 or tuple(images.shape[1:]) != tuple(encoder.in_shape):
         raise DeployError(
             f"images must be (N, {', '.join(map(str, encoder.in_shape))}), "
@@ -27,7 +33,48 @@ def encode_drive(encoder: HostEncoder, images: torch.Tensor) -> torch.Tensor:
     x = images.detach().to(torch.float64)
     mean = torch.tensor(encoder.mean, dtype=torch.float64)[:, None, None]
     std = torch.tensor(encoder.std, dtype=torch.float64)[:, None, None]
+    return (x - mean) / std
+
+
+def _drive(encoder: HostEncoder, frames: torch.Tensor) -> torch.Tensor:
+    """drive = clip(round(s₀ · conv2d(frames, W)), ±4095), int64, for (N, C, H, W) frames."""
     weight = torch.as_tensor(encoder.weight, dtype=torch.float64)
-    current = F.conv2d((x - mean) / std, weight, stride=encoder.stride, padding=encoder.padding)
-    drive = torch.round(current * encoder.drive_scale).clamp(-BIAS_MAX, BIAS_MAX)
-    return drive.to(torch.int64)
+    current = F.conv2d(frames, weight, stride=encoder.stride, padding=encoder.padding)
+    return drive_mantissa(current, encoder.drive_scale).to(torch.int64)
+
+
+def encode_drive(encoder: HostEncoder, images: torch.Tensor) -> torch.Tensor:
+    """The constant drive (N, Cout, H', W') of a static (direct) encoding, int64."""
+    if not get_encoding(encoder.encoding).static:
+        raise DeployError(f"the {encoder.encoding} encoding has no constant drive; use host_drive")
+    return _drive(encoder, _normalised(encoder, images))
+
+
+def host_drive(
+    encoder: HostEncoder,
+    images: torch.Tensor,
+    timesteps: int,
+    *,
+    seed: int = 0,
+    first_index: int = 0,
+) -> HostDrive:
+    """The drive of ``images`` (N, C, H, W) over ``timesteps`` steps; image i is image number
+    ``first_index + i`` of the run, drawn under ``seed``."""
+    encoding = get_encoding(encoder.encoding)
+    x = _normalised(encoder, images)
+    if len(x) == 0:
+        raise DeployError("no images to encode")
+    if encoding.static:
+        return HostDrive(drive=_drive(encoder, x).unsqueeze(0))
+    frames = torch.cat(
+        [
+            encoding.frames(x[i : i + 1], timesteps, image_generator(seed, first_index + i))
+            for i in range(len(x))
+        ],
+        dim=1,
+    )
+    kinds = encoding.step_kinds(timesteps)
+    drive = []
+    for step, kind in enumerate(kinds):
+        drive.append(drive[-1] if kind == REPEAT else _drive(encoder, frames[step]))
+    return HostDrive(drive=torch.stack(drive), frames=frames.float())

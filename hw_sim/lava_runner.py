@@ -43,10 +43,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dietsnn_deploy.deployed import DeployedNetwork, SpikeRecord
 from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine.network import DeployedNetwork
+from dietsnn_deploy.spine.record import SpikeRecord
 from exporters.netx import read_netx, write_netx
-from hw_sim.host import encode_drive
+from hw_sim.host import host_drive
 from hw_sim.lava_compat import import_netx
 
 
@@ -168,6 +169,7 @@ def run_lava(
     images: torch.Tensor,
     *,
     progress: bool = True,
+    seed: int = 0,
 ) -> LavaResult:
     """Run ``images`` (N, C, H, W) through the network on Lava in one pipelined run.
 
@@ -179,8 +181,10 @@ def run_lava(
         net, path = _load(path_or_net, folder)
         if images.shape[0] < 1:
             raise DeployError("run_lava needs at least one image")
-        drive = encode_drive(net.encoder, images).numpy()
-        return _run(net, path, drive, progress)
+        drive = host_drive(net.encoder, images, net.timesteps, seed=seed)
+        if not drive.static:
+            raise DeployError("time-varying input is not wired into the Lava runner yet")
+        return _run(net, path, drive.drive[0].numpy(), progress)
 
 
 def _run(net: DeployedNetwork, path: Path, drive: np.ndarray, progress: bool) -> LavaResult:

@@ -1,36 +1,33 @@
-"""Measure what a network costs: run test images, count the operations its spikes cause, and
-price them with an energy model.
+"""Measure what a deployed network costs: run test images on the bit-exact emulator or on
+Lava (the same spikes, hence the same counts), count the operations its spikes cause, and
+price them with an energy model; sweep T; write the report files.
 
-A deployed network runs on the bit-exact emulator or on Lava (the same spikes, hence the same
-counts); a float DIET-SNN runs in PyTorch with its own reset (soft as DIET-trained, hard after
-hardware fine-tuning). Both are counted by :class:`OpCounter` on the same plan (layer names,
-folded geometry, ANN MACs), so the rows of a float and a deployed network compare one to one.
+Spike records from elsewhere (a float model's, laid out on a deployed network's plan by
+:mod:`dietsnn_deploy.services.measure`) are counted by the same :class:`OpCounter`, so the
+rows of a float and a deployed network compare one to one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
-from dietsnn_deploy.checkpoints import ModelInfo
-from dietsnn_deploy.deployed import DeployedNetwork
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import DietNet
+from dietsnn_deploy.spine.network import DeployedNetwork
 from hw_sim.emulator import classify
 from hw_sim.energy import EnergyModel, EnergyReport, energy
-from hw_sim.op_counter import OpCounter, OpCounts, float_counting_plan, float_spike_record
-from hw_sim.report import (
+from hw_sim.op_counter import OpCounter
+from hw_sim.op_counts import OpCounts
+from hw_sim.plots import (
     plot_layer_energy,
     plot_leak_threshold,
     plot_spike_rates,
     plot_timestep_sweep,
-    write_csv,
-    write_json,
 )
+from hw_sim.report import write_csv, write_json
 
 BACKENDS = ("emulator", "lava")
 
@@ -42,7 +39,8 @@ class Measurement:
     ``counted_on`` says what produced the spikes ("emulator", "lava", "float (soft reset)");
     ``spike_rates`` holds spikes per neuron over all T per spiking layer, keyed by the plan's
     layer names for a deployed network and by neuron key ("0", "3", …) for a float model, as
-    ``evaluate`` prints them.
+    ``evaluate`` prints them. ``saturated`` counts, per layer name, the neuron-steps whose
+    a_in the emulator clipped to int16 (None unless the run modelled that port).
     """
 
     counts: OpCounts
@@ -50,6 +48,7 @@ class Measurement:
     predictions: torch.Tensor  # (N,) int64
     counted_on: str
     spike_rates: dict[str, float]
+    saturated: dict[str, int] | None = None
 
 
 def measure_deployed(
@@ -60,21 +59,33 @@ def measure_deployed(
     backend: str = "emulator",
     batch_size: int = 256,
     progress: bool = True,
+    seed: int = 0,
+    saturate_a_in: bool = False,
 ) -> Measurement:
     """Classify ``images`` (N, C, H, W, pixels in [0, 1]) with ``net`` on ``backend`` and count
-    the operations of the spikes that occur. Lava runs all images in one pipelined run."""
+    the operations of the spikes that occur. Lava runs all images in one pipelined run;
+    random input frames are drawn under ``seed``; ``saturate_a_in`` (emulator only) clips each
+    step's synaptic input to the chip's int16 port."""
     if backend not in BACKENDS:
         raise DeployError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if len(images) < 1 or len(images) != len(labels):
         raise DeployError(f"need ≥ 1 image and one label each, got {len(images)}/{len(labels)}")
+    if backend == "lava" and saturate_a_in:
+        raise DeployError("Lava's simulator passes a_in beyond int16; saturate on the emulator")
     counter = OpCounter.for_network(net)
+    saturated = None
     if backend == "lava":
         from hw_sim.lava_runner import run_lava  # Lava is imported only when asked for
 
-        result = run_lava(net, images, progress=progress)
+        result = run_lava(net, images, progress=progress, seed=seed)
         counter.add(result.record)
     else:
-        result = classify(net, images, batch_size, progress, on_batch=counter.add)
+        result = classify(
+            net, images, batch_size, progress, counter.add, seed=seed, saturate_a_in=saturate_a_in
+        )
+        if result.saturated is not None:
+            names = {g.index: g.name for g in counter.plan}
+            saturated = {names[i]: n for i, n in enumerate(result.saturated) if n is not None}
     counts = counter.result()
     return Measurement(
         counts=counts,
@@ -82,36 +93,7 @@ def measure_deployed(
         predictions=result.predictions,
         counted_on=backend,
         spike_rates={c.name: c.spike_rate for c in counts.layers if c.kind != "readout"},
-    )
-
-
-def measure_float(
-    model: DietNet, loader: Iterable, *, progress: bool = True, desc: str = "count ops"
-) -> Measurement:
-    """Run the float SNN on ``loader``'s (normalised images, labels) batches as ``evaluate``
-    does, counting the operations of its recorded spikes on :func:`float_counting_plan`."""
-    if not model.spiking:
-        raise DeployError("op counts need a spiking model; this is an ANN (convert it first)")
-    counter = OpCounter(float_counting_plan(model), model.timesteps)
-    keys = model.neuron_keys
-    model.eval()
-    predictions, correct = [], 0
-    # as in hw_sim.emulator: only build a tqdm bar when it is shown (Lava's start method)
-    batches = tqdm(loader, desc=desc, unit="batch", leave=False) if progress else loader
-    with torch.no_grad():
-        for images, labels in batches:
-            out = model.run_snn(images, record=True)
-            counter.add(float_spike_record(model, out.spikes))
-            predictions.append(out.logits.argmax(1))
-            correct += int((predictions[-1] == labels).sum())
-    counts = counter.result()
-    spiking = [c for c in counts.layers if c.kind != "readout"]
-    return Measurement(
-        counts=counts,
-        accuracy=correct / counts.num_images,
-        predictions=torch.cat(predictions),
-        counted_on=f"float ({model.reset_mode} reset)",
-        spike_rates={key: c.spike_rate for key, c in zip(keys, spiking, strict=True)},
+        saturated=saturated,
     )
 
 
@@ -164,20 +146,6 @@ def format_sweep(points: Sequence[SweepPoint], model_name: str) -> str:
 
 
 NeuronParameters = tuple[list[str], list[tuple[float, float]], list[tuple[float, float]]]
-
-
-def neuron_parameters(model: DietNet, info: ModelInfo) -> NeuronParameters:
-    """Spiking layer names with (leak, threshold) after conversion, i.e. before DIET training
-    (``info.initial_*``), and as ``model`` holds them now (float units)."""
-    names = [g.name for g in float_counting_plan(model) if g.kind != "readout"]
-    if not (len(info.initial_leaks) == len(info.initial_thresholds) == len(names)):
-        raise DeployError(
-            "the checkpoint holds no leak/threshold values from conversion "
-            f"({len(info.initial_thresholds)} for {len(names)} layers)"
-        )
-    before = list(zip(info.initial_leaks, info.initial_thresholds, strict=True))
-    after = list(zip(model.leaks(), model.thresholds(), strict=True))
-    return names, before, after
 
 
 def sweep_record(point: SweepPoint) -> dict:

@@ -11,7 +11,7 @@
 with a random :class:`HostEncoder` (3×3 conv, padding 1). Weights are even integers in the
 8-bit range; each spiking layer's threshold is searched so that it fires on about
 ``target_rate`` of its neuron-steps (10–40 %) on ``random_images(16, in_shape, seed + 1)``,
-using a minimal NumPy transcription of the LIF step in ``dietsnn_deploy/deployed.py``.
+using a minimal NumPy transcription of the LIF step in ``dietsnn_deploy/spine/network.py``.
 """
 
 from __future__ import annotations
@@ -24,11 +24,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dietsnn_deploy.deployed import (
-    DECAY_UNITY,
-    STATE_SHIFT,
-    THRESHOLD_MAX,
-    V_LIMIT,
+from dietsnn_deploy.spine.loihi import DECAY_UNITY, STATE_SHIFT, THRESHOLD_MAX, V_LIMIT
+from dietsnn_deploy.spine.network import (
     ConvLayer,
     DenseLayer,
     DeployedNetwork,

@@ -8,9 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from dietsnn_deploy.checkpoints import FORMAT, ModelInfo, load_checkpoint, save_checkpoint
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import build_model
+from dietsnn_deploy.spine.encodings import get_encoding
+from dietsnn_deploy.spine.neurons import get_neuron_model
+from dietsnn_deploy.training.checkpoints import FORMAT, ModelInfo, load_checkpoint, save_checkpoint
+from dietsnn_deploy.training.models import build_model
 
 
 def _model_and_info(stage: str = "snn"):
@@ -65,13 +67,18 @@ def test_round_trip_keeps_weights_neuron_params_and_info(tmp_path):
         assert torch.equal(value, original[key]), key
     # the info drives the loaded model's mode
     assert loaded.spiking and not loaded.training
-    assert (loaded.timesteps, loaded.encoding, loaded.reset_mode) == (7, "poisson", "hard")
+    assert (loaded_info.timesteps, loaded.encoding.name, loaded.neuron_model.reset) == (
+        7,
+        "poisson",
+        "hard",
+    )
     assert loaded.dropout_p == 0.1
     model.eval()
-    model.spiking, model.timesteps, model.encoding, model.reset_mode = True, 7, "poisson", "hard"
+    model.spiking, model.encoding = True, get_encoding("poisson")
+    model.neuron_model = get_neuron_model("lif", "hard")
     x = torch.randn(4, 1, 8, 8)
-    a = model.run_snn(x, generator=torch.Generator().manual_seed(0)).logits
-    b = loaded.run_snn(x, generator=torch.Generator().manual_seed(0)).logits
+    a = model.run_snn(x, 7, generator=torch.Generator().manual_seed(0)).logits
+    b = loaded.run_snn(x, 7, generator=torch.Generator().manual_seed(0)).logits
     assert torch.equal(a, b)
 
 
@@ -164,7 +171,7 @@ def test_official_snn_checkpoint_loads_and_gives_the_official_logits(tmp_path):
     assert model.leaks() == pytest.approx(list(LEAKS.values()))
     x = torch.rand((5, 1, 28, 28), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        ours = model(x)
+        ours = model(x, info.timesteps)
         official = _official_forward(payload["state_dict"], x, 4)
     assert float(official.abs().max()) > 0  # spikes reach the readout
     torch.testing.assert_close(ours, official, rtol=1e-5, atol=1e-6)

@@ -16,15 +16,15 @@ import torch
 from cli_helpers import assert_one_error_line, run_main
 from fixtures_nets import assert_same_network
 
-import exporters.netx
-from dietsnn_deploy.checkpoints import ModelInfo, save_checkpoint
+import exporters.netx.writer
 from dietsnn_deploy.data import dataset_info, make_loader
-from dietsnn_deploy.deployed import A_IN_MAX
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import build_model
-from dietsnn_deploy.pipeline import calibration_images
-from dietsnn_deploy.quantize import quantize
-from dietsnn_deploy.training import convert
+from dietsnn_deploy.spine.loihi import A_IN_MAX
+from dietsnn_deploy.training.checkpoints import ModelInfo, save_checkpoint
+from dietsnn_deploy.training.models import build_model
+from dietsnn_deploy.training.pipeline import calibration_images
+from dietsnn_deploy.training.quantize import quantize
+from dietsnn_deploy.training.stages import convert
 from exporters.netx import read_netx
 from hw_sim.emulator import classify
 
@@ -84,7 +84,12 @@ def test_export_writes_the_quantized_network(checkpoints, exported):
     _, _, model, info = checkpoints
     out, stdout = exported
     expected = quantize(
-        model, calibration_images(info, None, 512), mean=info.mean, std=info.std, dataset="digits"
+        model,
+        calibration_images(info, None, 512),
+        timesteps=info.timesteps,
+        mean=info.mean,
+        std=info.std,
+        dataset="digits",
     )
     assert_same_network(read_netx(out), expected)
     lines = stdout.strip().splitlines()
@@ -231,7 +236,7 @@ def _fail_mid_write(monkeypatch, exc: BaseException) -> None:
     def fail(*args, **kwargs):
         raise exc
 
-    monkeypatch.setattr(exporters.netx, "_write_metadata", fail)
+    monkeypatch.setattr(exporters.netx.writer, "write_metadata", fail)
 
 
 @pytest.mark.parametrize(

@@ -13,12 +13,13 @@ import torch
 from cli_helpers import assert_one_error_line, run_main
 from test_measure import PNG_MAGIC, brute_force_conv_events, brute_force_deployed_events
 
-from dietsnn_deploy.checkpoints import load_checkpoint
-from dietsnn_deploy.cli.demo import demo_energy
-from dietsnn_deploy.cli.deploy import load_any
 from dietsnn_deploy.data import make_loader
-from dietsnn_deploy.pipeline import TrainConfig, run_all
-from dietsnn_deploy.training import evaluate
+from dietsnn_deploy.services.demo import demo_energy
+from dietsnn_deploy.services.networks import load_network
+from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.training.checkpoints import load_checkpoint
+from dietsnn_deploy.training.loop import evaluate
+from dietsnn_deploy.training.pipeline import TrainConfig, run_all
 from exporters.netx import read_netx, write_netx
 from hw_sim.emulator import emulate
 from hw_sim.host import encode_drive
@@ -37,7 +38,7 @@ def tiny(tmp_path_factory):
     cfg = TrainConfig(ann_epochs=2, snn_epochs=1, train_limit=192, test_limit=50,
                       batch_size=32, snn_batch_size=32, ann_lr=3e-3, progress=False)  # fmt: skip
     run_all(cfg, checkpoint)
-    write_netx(load_any(str(checkpoint), None), network)  # what `export` does
+    write_netx(load_network(checkpoint), network)  # what `export` does
     return checkpoint, network
 
 
@@ -141,7 +142,7 @@ def test_float_counts_match_evaluate(tiny, monkeypatch, capsys, tmp_path):
     evaluated = json.loads(out)
     model, info = load_checkpoint(checkpoint)
     loader = make_loader("digits", "test", 256, limit=40, normalization=(info.mean, info.std))
-    expected = evaluate(model, loader)
+    expected = evaluate(model, loader, RunSettings(info.timesteps))
     rates = [row["spike_rate"] for row in doc["layers"][:3]]
     assert rates == pytest.approx(list(expected.spike_rates.values()))
     assert doc["accuracy"] == pytest.approx(expected.accuracy)
@@ -151,7 +152,7 @@ def test_float_counts_match_evaluate(tiny, monkeypatch, capsys, tmp_path):
     assert evaluated["energy"]["total"]["ratio"] == pytest.approx(doc["total"]["ratio"])
     # the float synaptic events, by window enumeration on the recorded spikes
     images = torch.cat([batch[0] for batch in loader])
-    spikes = model.run_snn(images, record=True).spikes
+    spikes = model.run_snn(images, info.timesteps, record=True).spikes
     conv2, fc1 = doc["layers"][1:3]
     assert conv2["snn_acs"] * 40 == pytest.approx(
         brute_force_conv_events(spikes["0"], 6, 2, 2, (64, 4, 4))
@@ -203,7 +204,7 @@ def test_demo_ends_with_the_energy_report(tiny, monkeypatch, capsys, tmp_path):
     checkpoint, network = tiny
     shutil.copy(checkpoint, tmp_path / "digits.pt")
     shutil.copy(checkpoint, tmp_path / "digits.hw.pt")  # stands in for the fine-tuned model
-    demo_energy(tmp_path, read_netx(network))
+    demo_energy(tmp_path, read_netx(network), print)
     stdout = capsys.readouterr().out
     out = tmp_path / "energy"
     assert sorted(p.name for p in out.iterdir()) == [

@@ -12,9 +12,10 @@ import pytest
 import torch
 from cli_helpers import assert_one_error_line, run_main
 
-from dietsnn_deploy.checkpoints import load_checkpoint
 from dietsnn_deploy.data import make_loader
-from dietsnn_deploy.training import evaluate
+from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.training.checkpoints import load_checkpoint
+from dietsnn_deploy.training.loop import evaluate
 
 SCRIPT = Path(sys.executable).with_name("dietsnn-deploy")
 
@@ -119,7 +120,7 @@ def test_evaluate_json_prints_one_object(trained_run):
     torch.set_num_threads(1)
     model, info = load_checkpoint(out)
     loader = make_loader("digits", "test", 256, limit=60, normalization=(info.mean, info.std))
-    expected = evaluate(model, loader)
+    expected = evaluate(model, loader, RunSettings(info.timesteps))
     assert report["accuracy"] == pytest.approx(expected.accuracy)
     assert report["spike_rates"] == pytest.approx(expected.spike_rates)
 
@@ -173,7 +174,7 @@ def test_stage_commands_refuse_the_wrong_stage(trained_run, monkeypatch, capsys,
         monkeypatch, capsys, "convert", str(files["snn"]), "-o", str(tmp_path / "c.pt")
     )
     assert code == 2
-    assert_one_error_line(err, "convert needs an ANN checkpoint, this one is 'snn'")
+    assert_one_error_line(err, "convert needs an ANN checkpoint, not 'snn'")
     code, _, err = run_main(
         monkeypatch, capsys, "train-snn", str(files["ann"]), "-o", str(tmp_path / "s.pt")
     )

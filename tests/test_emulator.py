@@ -7,8 +7,9 @@ import pytest
 import torch
 from fixtures_nets import random_images, random_network
 
-from dietsnn_deploy.deployed import (
-    THRESHOLD_MAX,
+from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine.loihi import THRESHOLD_MAX
+from dietsnn_deploy.spine.network import (
     ConvLayer,
     DenseLayer,
     DeployedNetwork,
@@ -17,10 +18,10 @@ from dietsnn_deploy.deployed import (
     InputLayer,
     Neuron,
 )
-from dietsnn_deploy.errors import DeployError
-from hw_sim.emulator import classify, emulate, lava_dense_weights
+from hw_sim.emulator import classify, emulate
 from hw_sim.host import encode_drive
 from hw_sim.op_counter import OpCounter
+from hw_sim.synapses import lava_dense_weights
 
 ALWAYS = Neuron(v_decay=4096, threshold=0)  # with a positive drive: spikes at every step
 

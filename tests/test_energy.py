@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dietsnn_deploy.errors import DeployError
-from hw_sim.energy import (
+from hw_sim.energy import energy, normalised_counts, table3_ratio
+from hw_sim.energy_models import (
     FP16_ADD,
     FP16_MAC,
     FP16_MULT,
@@ -16,12 +17,9 @@ from hw_sim.energy import (
     INT8_MAC,
     INT8_MULT,
     MODELS,
-    energy,
     get_model,
-    normalised_counts,
-    table3_ratio,
 )
-from hw_sim.op_counter import LayerCounts, OpCounts
+from hw_sim.op_counts import LayerCounts, OpCounts
 
 
 @pytest.mark.parametrize(

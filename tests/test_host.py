@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from dietsnn_deploy.deployed import HostEncoder
 from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine.network import HostEncoder
 from hw_sim.host import encode_drive
 
 

@@ -11,8 +11,9 @@ import pytest
 import torch
 from fixtures_nets import child_processes, random_images, random_network
 
-from dietsnn_deploy.deployed import (
-    THRESHOLD_MAX,
+from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine.loihi import THRESHOLD_MAX
+from dietsnn_deploy.spine.network import (
     DenseLayer,
     DeployedNetwork,
     FlattenLayer,
@@ -20,7 +21,6 @@ from dietsnn_deploy.deployed import (
     InputLayer,
     Neuron,
 )
-from dietsnn_deploy.errors import DeployError
 from exporters.netx import write_netx
 from hw_sim.lava_runner import run_lava
 

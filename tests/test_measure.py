@@ -1,5 +1,6 @@
-"""hw_sim.measure and the float counting plan: deployed and float runs counted against brute-force
-window enumeration, float and deployed plans identical, sweeps priced, outputs written."""
+"""hw_sim.measure and the float measurement: deployed and float runs counted against
+brute-force window enumeration, float spikes laid on the deployed plan, sweeps priced, outputs
+written."""
 
 from __future__ import annotations
 
@@ -10,24 +11,21 @@ import pytest
 import torch
 from fixtures_nets import random_images, random_network
 
-from dietsnn_deploy.checkpoints import ModelInfo
-from dietsnn_deploy.deployed import ConvLayer, DenseLayer
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import build_model
-from dietsnn_deploy.quantize import quantize
-from dietsnn_deploy.training import evaluate
+from dietsnn_deploy.services.measure import float_spike_record, measure_float, neuron_parameters
+from dietsnn_deploy.spine.encodings import get_encoding
+from dietsnn_deploy.spine.network import ConvLayer, DenseLayer
+from dietsnn_deploy.spine.neurons import get_neuron_model
+from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.training.checkpoints import ModelInfo
+from dietsnn_deploy.training.loop import evaluate
+from dietsnn_deploy.training.models import build_model
+from dietsnn_deploy.training.quantize import quantize
 from hw_sim.emulator import classify, emulate
 from hw_sim.energy import energy
 from hw_sim.host import encode_drive
-from hw_sim.measure import (
-    Measurement,
-    measure_deployed,
-    measure_float,
-    neuron_parameters,
-    sweep_timesteps,
-    write_outputs,
-)
-from hw_sim.op_counter import OpCounter, counting_plan, float_counting_plan
+from hw_sim.measure import Measurement, measure_deployed, sweep_timesteps, write_outputs
+from hw_sim.op_counter import OpCounter, counting_plan
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -99,25 +97,48 @@ def spiking_model(arch: str, in_shape, seed: int = 0):
     return model.eval()
 
 
+def deployed(model, in_shape=(1, 8, 8), timesteps: int = 5):
+    """The model quantized at ``timesteps``: the plan its float spikes are counted on."""
+    return quantize(model, torch.randn(8, *in_shape), timesteps=timesteps,
+                    mean=(0.0,) * in_shape[0], std=(1.0,) * in_shape[0])  # fmt: skip
+
+
 @pytest.mark.parametrize("arch, in_shape", [("vgg-tiny", (1, 8, 8)), ("vgg5-slim", (3, 16, 16))])
-def test_float_plan_equals_the_deployed_plan(arch, in_shape):
+def test_float_spikes_land_on_the_deployed_layers(arch, in_shape):
     model = spiking_model(arch, in_shape)
-    net = quantize(model, torch.randn(8, *in_shape), mean=(0.0,) * in_shape[0],
-                   std=(1.0,) * in_shape[0])  # fmt: skip
+    net = deployed(model, in_shape)
+    out = model.run_snn(torch.randn(3, *in_shape), 5, record=True)
+    record = float_spike_record(net, model.neuron_keys, out)
+    spiking = [i for i, layer in net.neuron_layers if layer.neuron.spiking]
+    assert [record.spikes[i] is not None for i in range(len(net.layers))] == [
+        i in spiking for i in range(len(net.layers))
+    ]
+    for index, key in zip(spiking, model.neuron_keys, strict=True):
+        assert record.spikes[index] is out.spikes[key]
+        assert tuple(record.spikes[index].shape[2:]) == tuple(net.layers[index].shape)
+    names = [g.name for g in counting_plan(net)]
+    assert names[0] == "conv1" and names[-1] == "readout" and len(names) == len(spiking) + 1
 
-    def geometry(plan):
-        return [(g.name, g.kind, g.shape, g.synapse, g.ann_macs, g.host_macs) for g in plan]
 
-    assert geometry(float_counting_plan(model)) == geometry(counting_plan(net))
-
-
-def test_float_plan_refuses_poisson_input_and_resnets():
+def test_float_poisson_counts_price_the_input_frames_and_resnets_are_refused():
     model = spiking_model("vgg-tiny", (1, 8, 8))
-    model.encoding = "poisson"
-    with pytest.raises(DeployError, match="direct \\(static\\) input"):
-        float_counting_plan(model)
+    model.encoding = get_encoding("poisson")
+    net = deployed(model)
+    images = torch.randn((4, 1, 8, 8), generator=torch.Generator().manual_seed(3)).clamp(-1, 1)
+    torch.manual_seed(0)
+    measured = measure_float(model, net, [(images, torch.zeros(4, dtype=torch.int64))],
+                             RunSettings(5), progress=False)  # fmt: skip
+    torch.manual_seed(0)
+    frames = model.run_snn(images, 5, record=True).frames
+    conv1 = measured.counts.layers[0]
+    assert conv1.host_macs == 0  # no analog frame: the first layer never multiplies
+    fan_out = torch.from_numpy(net.encoder.fan_out_map()).double()
+    expected = float((frames.abs().sum(dim=(0, 1, 2)).double() * fan_out).sum()) / 4
+    assert conv1.host_acs == pytest.approx(expected) and expected > 0
+    rate = float(frames.abs().sum()) / 4 / 64
+    assert conv1.eq17_ops == pytest.approx(rate * conv1.ann_macs)
     with pytest.raises(DeployError, match="residual"):
-        float_counting_plan(build_model("resnet20", (3, 8, 8), 10))
+        deployed(build_model("resnet20", (1, 8, 8), 10))
 
 
 def test_float_counts_equal_brute_force_and_evaluate():
@@ -126,13 +147,14 @@ def test_float_counts_equal_brute_force_and_evaluate():
     images = torch.randn((10, 1, 8, 8), generator=generator)
     labels = torch.randint(0, 10, (10,), generator=generator)
     loader = [(images[:6], labels[:6]), (images[6:], labels[6:])]
-    measured = measure_float(model, loader, progress=False)
-    expected = evaluate(model, loader)
+    net = deployed(model)
+    measured = measure_float(model, net, loader, RunSettings(5), progress=False)
+    expected = evaluate(model, loader, RunSettings(5))
     assert measured.accuracy == pytest.approx(expected.accuracy)
     assert measured.spike_rates == pytest.approx(expected.spike_rates)
     assert list(measured.spike_rates) == ["0", "3", "6"]
     assert measured.counted_on == "float (soft reset)"
-    spikes = model.run_snn(images, record=True).spikes
+    spikes = model.run_snn(images, 5, record=True).spikes
     conv1, conv2, fc1, readout = measured.counts.layers
     assert conv2.synaptic_events * 10 == pytest.approx(
         brute_force_conv_events(spikes["0"], 6, 2, 2, (64, 4, 4))
@@ -141,14 +163,18 @@ def test_float_counts_equal_brute_force_and_evaluate():
     assert readout.synaptic_events * 10 == pytest.approx(int(spikes["6"].sum()) * 10)
     assert min(conv1.spikes, conv2.spikes, fc1.spikes) > 0
     assert (conv1.host_macs, conv2.ann_macs) == (3 * 3 * 1 * 8 * 8 * 32, 3 * 3 * 32 * 4 * 4 * 64)
-    model.reset_mode = "hard"
-    assert measure_float(model, loader, progress=False).counted_on == "float (hard reset)"
+    model.neuron_model = get_neuron_model("lif", "hard")
+    assert measure_float(model, net, loader, RunSettings(5), progress=False).counted_on == (
+        "float (hard reset)"
+    )
 
 
 def test_float_measure_refuses_an_ann():
     model = build_model("vgg-tiny", (1, 8, 8), 10)
+    net = deployed(spiking_model("vgg-tiny", (1, 8, 8)))
     with pytest.raises(DeployError, match="spiking model"):
-        measure_float(model, [(torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.int64))])
+        measure_float(model, net, [(torch.zeros(1, 1, 8, 8), torch.zeros(1, dtype=torch.int64))],
+                      RunSettings(5))  # fmt: skip
 
 
 def measurement_at(steps: int) -> Measurement:
@@ -183,13 +209,14 @@ def test_neuron_parameters_before_and_after_training():
     model.set_neuron_params(thresholds=[1.0, 2.0, 3.0], leaks=[0.9, 0.8, 0.7])
     info = ModelInfo("vgg-tiny", "digits", (1, 8, 8), 10, (0.0,), (1.0,), stage="snn",
                      initial_thresholds=[1.5, 2.5, 3.5], initial_leaks=[1.0, 1.0, 1.0])  # fmt: skip
-    names, before, after = neuron_parameters(model, info)
+    net = deployed(model)
+    names, before, after = neuron_parameters(model, info, net)
     assert names == ["conv1", "pool+conv2", "pool+fc1"]
     assert before == [(1.0, 1.5), (1.0, 2.5), (1.0, 3.5)]
     assert np.allclose(after, [(0.9, 1.0), (0.8, 2.0), (0.7, 3.0)])
     info.initial_thresholds = []
     with pytest.raises(DeployError, match="no leak/threshold values from conversion"):
-        neuron_parameters(model, info)
+        neuron_parameters(model, info, net)
 
 
 def test_write_outputs_writes_what_was_asked(tmp_path):

@@ -7,9 +7,10 @@ import torch
 from torch import nn
 
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import ARCHITECTURES, DietNet, build_model, poisson_frames
-from dietsnn_deploy.neuron import lif_scan
-from dietsnn_deploy.training import convert
+from dietsnn_deploy.spine.encodings import get_encoding
+from dietsnn_deploy.spine.neurons.lif import lif_scan
+from dietsnn_deploy.training.models import ARCHITECTURES, DietNet, build_model
+from dietsnn_deploy.training.stages import convert
 
 SHAPES = {"digits": ((1, 8, 8), 10), "mnist": ((1, 28, 28), 10), "cifar100": ((3, 32, 32), 100)}
 
@@ -105,7 +106,7 @@ def test_initialisation_follows_the_official_code():
 @pytest.mark.parametrize("encoding", ["direct", "poisson"])
 def test_bulk_equals_per_step_loop_in_train_mode(arch, encoding):
     model = _active_snn(arch, (1, 8, 8))
-    model.encoding = encoding
+    model.encoding = get_encoding(encoding)
     model.train()  # dropout on: both runs must draw the same per-sample masks
     x = _images((1, 8, 8), count=16).clamp(-1.5, 1.5)
     runs = []
@@ -225,12 +226,12 @@ def test_average_pool_passes_fractional_spike_counts_to_the_next_conv():
 
 def test_poisson_frames_rate_and_sign():
     x = torch.tensor([0.3, -0.6, 2.0, -3.0, 0.0])
-    frames = poisson_frames(x, 4000, torch.Generator().manual_seed(0))
+    frames = get_encoding("poisson").frames(x, 4000, torch.Generator().manual_seed(0))
     assert frames.shape == (4000, 5)
     assert set(frames.unique().tolist()) <= {-1.0, 0.0, 1.0}
     rates = frames.mean(0)
     assert rates.tolist() == pytest.approx([0.3, -0.6, 1.0, -1.0, 0.0], abs=0.03)
-    again = poisson_frames(x, 4000, torch.Generator().manual_seed(0))
+    again = get_encoding("poisson").frames(x, 4000, torch.Generator().manual_seed(0))
     assert torch.equal(frames, again)
 
 
@@ -238,10 +239,10 @@ def test_poisson_encoding_is_used_when_set():
     model = _active_snn("vgg-tiny", (1, 8, 8))
     model.eval()
     x = _images((1, 8, 8)).clamp(-1, 1)
-    model.encoding = "poisson"
+    model.encoding = get_encoding("poisson")
     a = model.run_snn(x, 4, generator=torch.Generator().manual_seed(1), record=True).spikes["0"]
     b = model.run_snn(x, 4, generator=torch.Generator().manual_seed(2), record=True).spikes["0"]
-    model.encoding = "direct"
+    model.encoding = get_encoding("direct")
     c = model.run_snn(x, 4, record=True).spikes["0"]
     assert not torch.equal(a, b) and not torch.equal(a, c)
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 from fixtures_nets import ARCHS, assert_same_network, random_network
 
-from dietsnn_deploy.deployed import THRESHOLD_MAX, DenseLayer, Neuron
 from dietsnn_deploy.errors import DeployError
-from exporters.netx import check_weights, read_netx, read_netx_layers, write_netx
+from dietsnn_deploy.spine.loihi import THRESHOLD_MAX, check_weight_mantissas
+from dietsnn_deploy.spine.network import DenseLayer, Neuron
+from exporters.netx import read_netx, read_netx_layers, write_netx
 
 
 @pytest.fixture
@@ -201,7 +202,7 @@ def test_weights_accepted_by_check_load_unchanged_in_lava():
             low, high = sorted(rng.integers(-128, 128, size=2))
             weight = rng.integers(low, high + 1, size=(3, 4)) * 2
         try:
-            check_weights(0, "dense", weight)
+            check_weight_mantissas(weight, "layer 0 (dense)", dense=True)
         except DeployError:
             continue
         accepted += 1
@@ -210,7 +211,7 @@ def test_weights_accepted_by_check_load_unchanged_in_lava():
     # The refused matrices without a positive weight include ones Lava really mangles.
     for trap in (np.array([[-64, -6], [0, -2]]), np.array([[-8, 0, -74], [-51, -1, -175]])):
         with pytest.raises(DeployError, match="no positive weight"):
-            check_weights(0, "dense", trap)
+            check_weight_mantissas(trap, "layer 0 (dense)", dense=True)
         assert not np.array_equal(_lava_effective_dense(trap), trap)
 
 

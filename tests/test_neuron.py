@@ -6,7 +6,7 @@ Values are binary fractions so every potential is exact in float32 and compared 
 import pytest
 import torch
 
-from dietsnn_deploy.neuron import SURROGATE_GAMMA, lif_scan, lif_step, spike_fn
+from dietsnn_deploy.spine.neurons.lif import SURROGATE_GAMMA, lif_scan, lif_step, spike_fn
 
 # Leak 0.5, threshold 1 (scaled by ``scale`` below). Hand computation, soft reset:
 #   t0: u = 0.75                      no spike

@@ -7,7 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dietsnn_deploy.deployed import (
+from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine.network import (
     ConvLayer,
     DenseLayer,
     DeployedNetwork,
@@ -15,9 +16,8 @@ from dietsnn_deploy.deployed import (
     HostEncoder,
     InputLayer,
     Neuron,
-    SpikeRecord,
 )
-from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine.record import SpikeRecord
 from hw_sim.op_counter import ConvGeometry, OpCounter, counting_plan
 
 SPIKING = Neuron(v_decay=0, threshold=10)

@@ -11,20 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from dietsnn_deploy.data import make_loader
-from dietsnn_deploy.deployed import (
-    A_IN_MAX,
-    BIAS_MAX,
-    DECAY_UNITY,
-    THRESHOLD_MAX,
-    WEIGHT_MAX,
-    ConvLayer,
-    DenseLayer,
-    LayerQuantization,
-)
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import ArchSpec, DietVGG, build_model
-from dietsnn_deploy.quantize import quantize, quantize_weights, raw_weight, synapses
-from dietsnn_deploy.training import convert
+from dietsnn_deploy.spine.encodings import get_encoding
+from dietsnn_deploy.spine.loihi import A_IN_MAX, BIAS_MAX, DECAY_UNITY, THRESHOLD_MAX, WEIGHT_MAX
+from dietsnn_deploy.spine.network import ConvLayer, DenseLayer, LayerQuantization
+from dietsnn_deploy.spine.neurons import get_neuron_model
+from dietsnn_deploy.training.models import ArchSpec, DietVGG, build_model
+from dietsnn_deploy.training.quantize import quantize, quantize_weights, raw_weight, synapses
+from dietsnn_deploy.training.stages import convert
 from exporters.netx import read_netx, write_netx
 from hw_sim.emulator import Emulator
 from hw_sim.host import encode_drive
@@ -34,6 +28,9 @@ from hw_sim.host import encode_drive
 GRID_SPEC = ArchSpec("grid-test", "vgg", (4, "A", 6, "A"), (8,))
 GRID_UNIT = 64  # hidden weights are even integers / 64, so the quantizer's scale is 64
 HOST_PEAK = 315  # 9 taps × 35 on an all-ones image: s0 = 4095 / 315 = 13, an integer
+
+
+GRID_T = 6
 
 
 def grid_model(leak: float = 1.0, seed: int = 0) -> DietVGG:
@@ -53,7 +50,7 @@ def grid_model(leak: float = 1.0, seed: int = 0) -> DietVGG:
             mantissa.view(-1)[0] = WEIGHT_MAX
             syn.module.weight.copy_(mantissa.float() / GRID_UNIT)
     model.set_neuron_params(thresholds=[60.0, 1200 / GRID_UNIT, 300 / GRID_UNIT], leaks=[leak] * 3)
-    model.spiking, model.reset_mode, model.timesteps = True, "hard", 6
+    model.spiking, model.neuron_model = True, get_neuron_model("lif", "hard")
     return model.eval()
 
 
@@ -65,7 +62,7 @@ def binary_images(count: int, seed: int) -> torch.Tensor:
 def grid_network(model: DietVGG):
     """Quantize with mean 0 / std 1, so the float model and the host see the same pixels."""
     calibration = torch.cat([binary_images(64, 1), torch.ones(1, 1, 8, 8)])
-    return quantize(model, calibration, mean=(0.0,), std=(1.0,), dataset="binary")
+    return quantize(model, calibration, timesteps=GRID_T, mean=(0.0,), std=(1.0,), dataset="binary")
 
 
 def compare_runs(model: DietVGG, images: torch.Tensor):
@@ -73,7 +70,7 @@ def compare_runs(model: DietVGG, images: torch.Tensor):
     net = grid_network(model)
     record = Emulator(net).run(encode_drive(net.encoder, images))
     with torch.no_grad():
-        out = model.run_snn(images, record=True)
+        out = model.run_snn(images, GRID_T, record=True)
     return record, out, net
 
 
@@ -153,8 +150,10 @@ def tiny_model(calibration, leaks=(0.9, 0.75, 0.6)) -> DietVGG:
     return model.eval()
 
 
-def _quantize_digits(model, calibration):
-    return quantize(model, calibration, mean=(0.3054,), std=(0.3761,), dataset="digits")
+def _quantize_digits(model, calibration, timesteps: int = 5):
+    return quantize(
+        model, calibration, timesteps=timesteps, mean=(0.3054,), std=(0.3761,), dataset="digits"
+    )
 
 
 def test_scale_rules(digits_calibration):
@@ -206,8 +205,7 @@ def test_readout_bound_holds_on_rounded_weights(digits_calibration):
     """With many steps the readout's scale is set by T·max_row Σ|W_int| < 2^17, and stays
     close to that limit (not needlessly coarse)."""
     model = tiny_model(digits_calibration)
-    model.timesteps = 100
-    net = _quantize_digits(model, digits_calibration)
+    net = _quantize_digits(model, digits_calibration, timesteps=100)
     row_sum = int(np.abs(net.layers[-1].weight).sum(1).max())
     assert 0.95 * 2**17 < 100 * row_sum < 2**17
     assert int(np.abs(net.layers[-1].weight).max()) < WEIGHT_MAX
@@ -217,12 +215,11 @@ def test_readout_bound_holds_when_rounding_inflates_the_row_sums(digits_calibrat
     """Weights of 0.01 next to one of 1.0 per row: at the float bound's scale (≈ 102) each
     small one becomes 1.02 → mantissa 2, doubling the row sum; the scale must shrink."""
     model = tiny_model(digits_calibration)
-    model.timesteps = 560
     with torch.no_grad():
         readout = synapses(model)[-1].module.weight
         readout.fill_(0.01)
         readout[:, 0] = 1.0
-    net = _quantize_digits(model, digits_calibration)
+    net = _quantize_digits(model, digits_calibration, timesteps=560)
     assert 560 * int(np.abs(net.layers[-1].weight).sum(1).max()) < 2**17
 
 
@@ -280,6 +277,8 @@ def test_input_bound_survives_netx_and_old_tables_read_as_unknown(tmp_path, digi
         old = np.array(table[old_columns].tolist(), dtype=table[old_columns].dtype)
         del f["dietsnn/quantization"]
         f["dietsnn"].create_dataset("quantization", data=old)
+        f["dietsnn"].attrs["format_version"] = 1  # a file of that time: no digest
+        del f["dietsnn"].attrs["digest"]
     expected = [replace(q, input_bound=None) for q in net.quantization]
     assert read_netx(path).quantization == expected
 
@@ -299,10 +298,16 @@ def test_refuses_resnet(digits_calibration):
     _refused(model, digits_calibration, "resnet20.*residual")
 
 
-def test_refuses_poisson_encoding(digits_calibration):
+def test_poisson_host_scale_covers_the_worst_binary_frame(digits_calibration):
+    """Poisson frames are in {−1, 0, 1}: the host's scale is set by the largest Σ|W| a frame
+    can meet (border windows see fewer pixels), so no drive is ever clipped."""
     model = tiny_model(digits_calibration)
-    model.encoding = "poisson"
-    _refused(model, digits_calibration, "direct")
+    model.encoding = get_encoding("poisson")
+    net = _quantize_digits(model, digits_calibration)
+    weight = synapses(model)[0].module.weight.detach().double()
+    worst = float(weight.abs().sum(dim=(1, 2, 3)).max())  # an interior 3×3 window
+    assert net.encoder.encoding == "poisson"
+    assert net.encoder.drive_scale == pytest.approx(BIAS_MAX / worst, rel=1e-12)
 
 
 @pytest.mark.parametrize("key", ["0", "3", "6"])

@@ -9,17 +9,14 @@ import pytest
 
 from dietsnn_deploy.errors import DeployError
 from hw_sim.energy import energy
-from hw_sim.op_counter import LayerCounts, OpCounts
-from hw_sim.report import (
-    format_table,
+from hw_sim.op_counts import LayerCounts, OpCounts
+from hw_sim.plots import (
     plot_layer_energy,
     plot_leak_threshold,
     plot_spike_rates,
     plot_timestep_sweep,
-    write_all,
-    write_csv,
-    write_json,
 )
+from hw_sim.report import format_table, write_all, write_csv, write_json
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -45,7 +42,7 @@ def test_json_values(tmp_path):
     report = energy("paper-45nm", c)
     doc = json.loads(write_json(tmp_path / "r.json", c, report).read_text())
     assert doc["model"] == "paper-45nm"
-    assert doc["constants"] == {"mac_pj": 4.6, "ac_pj": 0.9, "host_mac_pj": 4.6}
+    assert doc["constants"] == {"mac_pj": 4.6, "ac_pj": 0.9, "host_mac_pj": 4.6, "host_ac_pj": 0.9}
     conv2 = doc["layers"][1]
     assert conv2["name"] == "pool+conv2" and conv2["spike_rate"] == pytest.approx(0.2)
     assert conv2["energy_ann_pj"] == pytest.approx(90000 * 4.6)

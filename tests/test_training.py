@@ -11,10 +11,14 @@ from torch import nn
 
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import build_model, poisson_frames
-from dietsnn_deploy.training import convert, evaluate, train_ann, train_snn
+from dietsnn_deploy.spine.encodings import get_encoding
+from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.training.loop import evaluate
+from dietsnn_deploy.training.models import build_model
+from dietsnn_deploy.training.stages import convert, train_ann, train_snn
 
 T = 5
+RUN = RunSettings(T)
 
 
 def _digits_loaders():
@@ -48,7 +52,6 @@ def trained():
 def converted(trained, calibration):
     model = copy.deepcopy(trained[0])
     thresholds = convert(model, calibration, timesteps=T, progress=False)
-    model.timesteps = T
     return model, thresholds
 
 
@@ -87,13 +90,13 @@ def _expected_vgg_tiny_thresholds(model, images: torch.Tensor, scale: float) -> 
 
 def test_poisson_models_are_balanced_on_poisson_input(trained, calibration):
     model = copy.deepcopy(trained[0])
-    model.encoding = "poisson"
+    model.encoding = get_encoding("poisson")
     found = convert(model, calibration, timesteps=T, progress=False)
-    frames = poisson_frames(calibration, T, torch.Generator().manual_seed(0))
+    frames = get_encoding("poisson").frames(calibration, T, torch.Generator().manual_seed(0))
     with torch.no_grad():
         first = torch.stack([model.features[0](frame) for frame in frames])
     assert found[0] == pytest.approx(_numpy_threshold(first), rel=1e-6)
-    model.encoding = "direct"
+    model.encoding = get_encoding("direct")
     direct = convert(model, calibration, timesteps=T, progress=False)
     assert direct[0] != pytest.approx(found[0], rel=1e-3)
 
@@ -125,9 +128,9 @@ def test_short_run_learns_far_above_chance(trained, converted, loaders):
     assert [h["stage"] for h in history] == ["ann"] * 12
     assert history[-1]["test_accuracy"] > 0.8  # 10 classes: chance is 0.1
     model = copy.deepcopy(converted[0])
-    assert evaluate(model, loaders[1]).accuracy > 0.5  # converted SNN, T = 5
+    assert evaluate(model, loaders[1], RUN).accuracy > 0.5  # converted SNN, T = 5
     torch.manual_seed(0)
-    snn_history = train_snn(model, *loaders, epochs=2, lr=3e-4, progress=False)
+    snn_history = train_snn(model, *loaders, epochs=2, lr=3e-4, progress=False, settings=RUN)
     assert [h["stage"] for h in snn_history] == ["diet", "diet"]
     assert snn_history[-1]["test_accuracy"] > 0.75
     assert snn_history[-1]["thresholds"] == model.thresholds()
@@ -147,7 +150,7 @@ def test_fixed_threshold_and_leak_stay_put_while_weights_train(converted, loader
     torch.manual_seed(0)
     history = train_snn(
         model, *loaders, epochs=1, lr=1e-3, train_threshold=False, train_leak=False,
-        progress=False,
+        progress=False, settings=RUN,
     )  # fmt: skip
     assert history[0]["stage"] == "snn-weights"
     assert model.thresholds() == thresholds
@@ -161,7 +164,7 @@ def test_learned_threshold_and_leak_both_change(converted, loaders):
     model = _leaky_copy(converted)
     thresholds = model.thresholds()
     torch.manual_seed(0)
-    train_snn(model, *loaders, epochs=1, lr=1e-2, progress=False)
+    train_snn(model, *loaders, epochs=1, lr=1e-2, progress=False, settings=RUN)
     assert all(a != b for a, b in zip(model.thresholds(), thresholds, strict=True))
     assert all(leak != 0.75 and 0.0 <= leak <= 1.0 for leak in model.leaks())
 
@@ -173,7 +176,7 @@ def test_neuron_lr_moves_thresholds_and_leaks_apart_from_weights(converted, load
     weights = model.features[0].weight.detach().clone()
     thresholds = model.thresholds()
     torch.manual_seed(0)
-    train_snn(model, *loaders, epochs=1, lr=1e-6, neuron_lr=1e-2, progress=False)
+    train_snn(model, *loaders, epochs=1, lr=1e-6, neuron_lr=1e-2, progress=False, settings=RUN)
     assert float((model.features[0].weight.detach() - weights).abs().max()) < 1e-4
     moved = [abs(a - b) for a, b in zip(model.thresholds(), thresholds, strict=True)]
     assert min(moved) > 1e-3
@@ -184,12 +187,12 @@ def test_leaks_are_clamped_to_at_most_one(converted, loaders):
     model = copy.deepcopy(converted[0])
     model.train()
     images, labels = next(iter(_digits_loaders()[0]))
-    nn.functional.cross_entropy(model(images), labels).backward()
+    nn.functional.cross_entropy(model(images, T), labels).backward()
     pushed_up = [k for k, p in model.leak.items() if float(p.grad) < 0]
     assert pushed_up  # from conversion's λ = 1, a plain step would take these leaks above 1
     model.zero_grad()
     torch.manual_seed(0)
-    train_snn(model, *loaders, epochs=1, lr=1e-3, progress=False)
+    train_snn(model, *loaders, epochs=1, lr=1e-3, progress=False, settings=RUN)
     assert all(0.0 <= leak <= 1.0 for leak in model.leaks())
     assert all(float(model.leak[k].detach()) == 1.0 for k in pushed_up)
 
@@ -198,7 +201,9 @@ def test_only_the_learned_parameter_moves(converted, loaders):
     model = _leaky_copy(converted)
     thresholds = model.thresholds()
     torch.manual_seed(0)
-    train_snn(model, *loaders, epochs=1, lr=1e-2, train_threshold=False, progress=False)
+    train_snn(
+        model, *loaders, epochs=1, lr=1e-2, train_threshold=False, progress=False, settings=RUN
+    )
     assert model.thresholds() == thresholds
     assert all(leak != 0.75 for leak in model.leaks())
 
@@ -206,10 +211,10 @@ def test_only_the_learned_parameter_moves(converted, loaders):
 def test_evaluate_reports_spikes_per_neuron_over_all_steps(converted, loaders):
     model = converted[0]
     _, test = loaders
-    result = evaluate(model, test)
+    result = evaluate(model, test, RUN)
     images, labels = next(iter(test))  # the 200 test images are one batch
     with torch.no_grad():
-        out = model.run_snn(images, record=True)
+        out = model.run_snn(images, T, record=True)
     assert result.accuracy == pytest.approx(float((out.logits.argmax(1) == labels).float().mean()))
     assert list(result.spike_rates) == ["0", "3", "6"]
     for key, spikes in out.spikes.items():
@@ -219,7 +224,7 @@ def test_evaluate_reports_spikes_per_neuron_over_all_steps(converted, loaders):
 
 
 def test_evaluate_ann_mode_has_no_spike_rates(trained, loaders):
-    result = evaluate(trained[0], loaders[1])
+    result = evaluate(trained[0], loaders[1], RUN)
     assert result.spike_rates == {} and result.accuracy == trained[1][-1]["test_accuracy"]
 
 
@@ -232,4 +237,4 @@ def test_nan_loss_is_a_deploy_error(stage, converted, loaders):
         if stage == "ann":
             train_ann(model, *loaders, epochs=1, progress=False)
         else:
-            train_snn(model, *loaders, epochs=1, progress=False)
+            train_snn(model, *loaders, epochs=1, progress=False, settings=RUN)

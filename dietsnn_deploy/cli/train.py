@@ -8,17 +8,23 @@ from pathlib import Path
 import click
 
 from dietsnn_deploy.cli.app import cli
-from dietsnn_deploy.errors import DeployError
 
-ARCH_HELP = "architecture: vgg4, vgg5, vgg9, vgg11, vgg16, resnet20, vgg-tiny, vgg5-slim"
+ARCH_HELP = (
+    "architecture: vgg4, vgg5, vgg9, vgg11, vgg16, resnet20, vgg-tiny, vgg5-slim "
+    "(default: vgg-tiny for a new run, the checkpoint's for later stages)"
+)
+DATASET_HELP = (
+    "dataset: digits, mnist, fashion-mnist, cifar10, cifar100, imagenet "
+    "(default: digits for a new run, the checkpoint's for later stages)"
+)
 
 
 def _train_options(fn):
     """Options shared by ``train`` and its stage commands."""
     options = [
-        click.option("--dataset", default="digits", show_default=True, help="dataset name"),
+        click.option("--dataset", help=DATASET_HELP),
         click.option("--data-dir", default=None, help="folder of an on-disk dataset"),
-        click.option("--arch", default="vgg-tiny", show_default=True, help=ARCH_HELP),
+        click.option("--arch", help=ARCH_HELP),
         click.option("--timesteps", "-T", default=5, show_default=True, type=click.IntRange(1)),
         click.option("--ann-epochs", default=20, show_default=True, type=click.IntRange(0)),
         click.option("--snn-epochs", default=5, show_default=True, type=click.IntRange(0)),
@@ -69,39 +75,14 @@ def _train_options(fn):
     return fn
 
 
-def _config(options: dict):
-    from dietsnn_deploy.pipeline import TrainConfig
-
-    threads = options.pop("threads", None)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    return TrainConfig(**options)
-
-
 @cli.command()
 @_train_options
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
 def train(output: str, **options) -> None:
     """ANN → conversion → DIET training, resuming finished or partial stages."""
-    from dietsnn_deploy.pipeline import run_all, stage_paths
+    from dietsnn_deploy.services import train as service
 
-    cfg = _config(options)
-    info = run_all(cfg, Path(output))
-    paths = stage_paths(Path(output))
-    click.echo(summary(info))
-    click.echo(f"stage checkpoints: {paths['ann']}, {paths['converted']}, {paths['snn']}")
-
-
-def summary(info) -> str:
-    def pct(value):
-        return "n/a" if value is None else f"{100 * value:.2f}%"
-
-    return (
-        f"{info.arch} on {info.dataset}, T={info.timesteps}: ANN {pct(info.ann_accuracy)}, "
-        f"converted {pct(info.converted_accuracy)}, DIET-SNN {pct(info.accuracy)}"
-    )
+    click.echo(service.train_all(service.config(options), Path(output)))
 
 
 @cli.command("train-ann")
@@ -109,10 +90,9 @@ def summary(info) -> str:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
 def train_ann_cmd(output: str, **options) -> None:
     """Stage 1 only: train (or resume) the ANN."""
-    from dietsnn_deploy.pipeline import run_ann
+    from dietsnn_deploy.services import train as service
 
-    _, info = run_ann(_config(options), Path(output))
-    click.echo(f"ANN accuracy {100 * info.ann_accuracy:.2f}% -> {output}")
+    click.echo(service.train_ann(service.config(options), Path(output)))
 
 
 @cli.command("convert")
@@ -121,12 +101,9 @@ def train_ann_cmd(output: str, **options) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
 def convert_cmd(ann_checkpoint: str, output: str, **options) -> None:
     """Stage 2 only: ANN → SNN with percentile thresholds."""
-    from dietsnn_deploy.pipeline import run_convert
+    from dietsnn_deploy.services import train as service
 
-    cfg = _config(options)
-    _, info = run_convert(cfg, Path(ann_checkpoint), Path(output))
-    thresholds = ", ".join(f"{v:.3f}" for v in info.initial_thresholds)
-    click.echo(f"converted accuracy {100 * info.converted_accuracy:.2f}% (thresholds {thresholds})")
+    click.echo(service.convert(service.config(options), Path(ann_checkpoint), Path(output)))
 
 
 @cli.command("train-snn")
@@ -135,10 +112,21 @@ def convert_cmd(ann_checkpoint: str, output: str, **options) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
 def train_snn_cmd(converted_checkpoint: str, output: str, **options) -> None:
     """Stage 3 only: DIET training (or an ablation of it) from a converted checkpoint."""
-    from dietsnn_deploy.pipeline import run_snn
+    from dietsnn_deploy.services import train as service
 
-    _, info = run_snn(_config(options), Path(converted_checkpoint), Path(output))
-    click.echo(summary(info))
+    cfg = service.config(options)
+    click.echo(service.train_snn(cfg, Path(converted_checkpoint), Path(output)))
+
+
+@cli.command()
+@_train_options
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
+def finetune(checkpoint: str, output: str, **options) -> None:
+    """Hardware-aware fine-tuning: hard reset, quantized weights, leaks and thresholds."""
+    from dietsnn_deploy.services import train as service
+
+    click.echo(service.finetune(service.config(options), Path(checkpoint), Path(output)))
 
 
 @cli.command()
@@ -161,80 +149,18 @@ def evaluate(
 ) -> None:
     """Test accuracy and per-layer spike rates of a checkpoint (and, with --energy, its op
     counts and energy per image, counted on the float model)."""
-    from dietsnn_deploy.checkpoints import load_checkpoint
-    from dietsnn_deploy.data import make_loader
-    from dietsnn_deploy.training import evaluate as run_eval
+    from dietsnn_deploy.services.train import evaluate_checkpoint, evaluation_text
+    from hw_sim.energy_models import get_model
 
-    if energy_model:
-        from hw_sim.energy import get_model
-
-        get_model(energy_model)  # an unknown name fails before any work
-    model, info = load_checkpoint(checkpoint, arch=arch, dataset=dataset, data_dir=data_dir)
-    if dataset and dataset != info.dataset:
-        raise DeployError(f"{checkpoint} was trained on {info.dataset}, not {dataset}")
-    if timesteps:
-        model.timesteps = timesteps
-    loader = make_loader(
-        info.dataset,
-        "test",
-        batch_size,
+    report = evaluate_checkpoint(
+        checkpoint,
+        dataset=dataset,
         data_dir=data_dir,
+        arch=arch,
+        timesteps=timesteps,
         limit=limit,
-        normalization=(info.mean, info.std),
+        batch_size=batch_size,
+        energy_model=None if energy_model is None else get_model(energy_model),
+        progress=not as_json,
     )
-    if energy_model:  # one pass gives accuracy, spike rates and op counts
-        from hw_sim.energy import energy
-        from hw_sim.measure import measure_float
-        from hw_sim.report import report_dict
-
-        measured = measure_float(model, loader, progress=not as_json, desc="evaluate")
-        accuracy, spike_rates = measured.accuracy, measured.spike_rates
-        priced = energy(energy_model, measured.counts)
-    else:
-        result = run_eval(model, loader, progress=not as_json)
-        accuracy, spike_rates = result.accuracy, result.spike_rates
-    report = {
-        "checkpoint": str(checkpoint),
-        "arch": info.arch,
-        "dataset": info.dataset,
-        "stage": info.stage,
-        "timesteps": model.timesteps if model.spiking else None,
-        "images": len(loader.dataset),
-        "accuracy": accuracy,
-        "spike_rates": spike_rates,
-    }
-    if energy_model:
-        report["energy"] = report_dict(measured.counts, priced)
-    if as_json:
-        click.echo(json.dumps(report))
-        return
-    mode = f"SNN, T={model.timesteps}" if model.spiking else "ANN"
-    click.echo(f"{info.arch} on {info.dataset} ({mode}): accuracy {100 * accuracy:.2f}%")
-    for key, rate in spike_rates.items():
-        click.echo(f"  layer {key:>6}: {rate:.3f} spikes/neuron")
-    if energy_model:
-        click.echo(_energy_totals(measured.counts, priced))
-
-
-def _energy_totals(counts, report) -> str:
-    """Two lines: per-image op totals and energies (the first layer's MACs once per image)."""
-    total = counts.total()
-    ratio = "—" if report.ratio is None else f"{report.ratio:.2f}×"
-    return (
-        f"  ops per image: ANN {total.ann_macs:,.0f} MACs; SNN {total.synaptic_events:,.0f} ACs"
-        f" + {total.host_macs:,.0f} host MACs (first layer, once per image)\n"
-        f"  energy per image ({report.model}): ANN {report.ann_pj / 1e6:.4f} µJ,"
-        f" SNN {report.snn_pj / 1e6:.4f} µJ, E_ANN/E_SNN {ratio}"
-    )
-
-
-@cli.command()
-@_train_options
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True)
-def finetune(checkpoint: str, output: str, **options) -> None:
-    """Hardware-aware fine-tuning: hard reset, quantized weights, leaks and thresholds."""
-    from dietsnn_deploy.pipeline import run_finetune
-
-    _, info = run_finetune(_config(options), Path(checkpoint), Path(output))
-    click.echo(f"hardware-aware {info.arch} on {info.dataset}: accuracy {100 * info.accuracy:.2f}%")
+    click.echo(json.dumps(report) if as_json else evaluation_text(report))

@@ -6,9 +6,12 @@ single module through modes. Layer indexing follows the official DIET-SNN code
 load into these modules as they are.
 
 The SNN runs layer by layer over all T steps at once ("bulk"): every synapse sees a (T·B, …)
-batch and only the neuron recurrence loops over T. With direct encoding the first conv's
-output is the same at every step and is computed once. ``bulk=False`` runs the plain loop
-(every layer, every step) and gives the same spikes; it exists to check and time the bulk path.
+batch and only the neuron recurrence loops over T. With a static encoding (direct input) the
+first conv's output is the same at every step and is computed once. ``bulk=False`` runs the
+plain loop (every layer, every step) and gives the same spikes; it exists to check and time
+the bulk path. The neuron model (:mod:`dietsnn_deploy.spine.neurons`) and the input encoding
+(:mod:`dietsnn_deploy.spine.encodings`) are units the model dispatches to; T is an argument
+of every run, never a property of the model.
 """
 
 from __future__ import annotations
@@ -21,9 +24,8 @@ import torch
 from torch import nn
 
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.neuron import Reset, lif_scan
-
-Encoding = Literal["direct", "poisson"]
+from dietsnn_deploy.spine.encodings import Encoding, get_encoding
+from dietsnn_deploy.spine.neurons import NeuronModel, get_neuron_model
 
 
 @dataclass(frozen=True)
@@ -79,18 +81,14 @@ def _over_time(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
     return module(h.flatten(0, 1)).unflatten(0, h.shape[:2])
 
 
-def poisson_frames(x: torch.Tensor, steps: int, generator=None) -> torch.Tensor:
-    """Rate-coded input (T, B, …): a spike of sign(x) with probability min(|x|, 1) per step."""
-    rand = torch.rand((steps, *x.shape), generator=generator, device=x.device)
-    return (rand < x.abs()).to(x.dtype) * torch.sign(x)
-
-
 @dataclass
 class SNNOutput:
-    """Logits (B, classes) = readout potential Σ_t W·o_t, and spikes per LIF layer (T, B, …)."""
+    """Logits (B, classes) = readout potential Σ_t W·o_t, spikes per spiking layer (T, B, …)
+    when recorded, and the encoded input frames (T, B, C, H, W; None for static input)."""
 
     logits: torch.Tensor
     spikes: dict[str, torch.Tensor]
+    frames: torch.Tensor | None = None
 
 
 class DietNet(nn.Module):
@@ -98,6 +96,8 @@ class DietNet(nn.Module):
 
     Neuron parameters are one scalar per spiking layer: ``threshold['t<i>']`` (θ > 0) and
     ``leak['l<i>']`` (λ ∈ [0, 1]); ``neuron_keys`` lists the ``<i>`` in layer order.
+    ``neuron_model`` steps them (its reset: soft for DIET, hard as on the chip) and
+    ``encoding`` makes the first layer's input frames.
     """
 
     def __init__(self, spec: ArchSpec, in_shape, num_classes: int, dropout: float) -> None:
@@ -107,9 +107,8 @@ class DietNet(nn.Module):
         self.num_classes = num_classes
         self.dropout_p = dropout
         self.spiking = False
-        self.timesteps = 5
-        self.encoding: Encoding = "direct"
-        self.reset_mode: Reset = "soft"
+        self.encoding: Encoding = get_encoding("direct")
+        self.neuron_model: NeuronModel = get_neuron_model("lif", "soft")
         self.threshold = nn.ParameterDict()
         self.leak = nn.ParameterDict()
         # Hardware-aware fine-tuning sets this to round leak and threshold as Loihi will.
@@ -155,9 +154,12 @@ class DietNet(nn.Module):
         return leak, threshold
 
     # -- modes -----------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
+        """Logits of the ANN, or of the SNN over ``timesteps`` steps (required when spiking)."""
         if self.spiking:
-            return self.run_snn(x).logits
+            if timesteps is None:
+                raise DeployError("a spiking model needs the number of timesteps to run")
+            return self.run_snn(x, timesteps).logits
         return self.forward_ann(x)
 
     def forward_ann(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,33 +168,34 @@ class DietNet(nn.Module):
     def run_snn(
         self,
         x: torch.Tensor,
-        timesteps: int | None = None,
+        timesteps: int,
         *,
         bulk: bool = True,
         record: bool = False,
         generator: torch.Generator | None = None,
+        frames: torch.Tensor | None = None,
     ) -> SNNOutput:
-        """Run the SNN for T steps on images ``x`` (B, C, H, W).
+        """Run the SNN for ``timesteps`` steps on normalised images ``x`` (B, C, H, W).
 
-        Direct encoding applies ``x`` at every step; Poisson draws spike frames up front (so
-        bulk and per-step runs see the same input). Dropout draws one mask per sample.
+        The encoding's frames are drawn up front (so bulk and per-step runs see the same
+        input) unless given as ``frames`` (T, B, C, H, W); a static encoding feeds ``x`` at
+        every step. Dropout draws one mask per sample.
         """
-        steps = timesteps or self.timesteps
-        frames = None if self.encoding == "direct" else poisson_frames(x, steps, generator)
+        steps = timesteps
+        if frames is None:
+            frames = self.encoding.frames(x, steps, generator)
         run = _Run(x, frames, record, self.training and self.dropout_p > 0, self.dropout_p)
         if bulk:
             logits = self._span(run, 0, steps)
         else:
             logits = sum(self._span(run, t, 1) for t in range(steps))
         spikes = {k: torch.cat(v) for k, v in run.spikes.items()}
-        return SNNOutput(logits, spikes)
+        return SNNOutput(logits, spikes, frames if record else None)
 
     def probe_current(self, x: torch.Tensor, key: str, timesteps: int) -> torch.Tensor:
         """Input current (T, B, …) of spiking layer ``key`` (for threshold balancing), with the
-        model's input encoding (a fixed seed makes Poisson frames repeat across layers)."""
-        frames = None
-        if self.encoding == "poisson":
-            frames = poisson_frames(x, timesteps, torch.Generator().manual_seed(0))
+        model's input encoding (a fixed seed makes random frames repeat across layers)."""
+        frames = self.encoding.frames(x, timesteps, torch.Generator().manual_seed(0))
         run = _Run(x, frames, False, False, 0.0, probe=key)
         try:
             self._span(run, 0, timesteps)
@@ -209,19 +212,21 @@ class DietNet(nn.Module):
             raise _ProbeHit(current)
         leak, threshold = self.neuron(key)
         # The membrane potential and the threshold comparison stay in fp32 under autocast.
-        spikes, run.state[key] = lif_scan(
-            current.float(), run.state.get(key), leak, threshold, self.reset_mode
+        spikes, run.state[key] = self.neuron_model.scan(
+            current.float(), run.state.get(key), leak, threshold
         )
         if run.record:
             run.spikes.setdefault(key, []).append(spikes.detach())
         return spikes
 
     def _input_current(self, run: _Run, conv: nn.Module, start: int, steps: int):
-        """First layer's current (steps, B, …): conv(x) once for direct input."""
+        """First layer's current (steps, B, …): conv(x) once for a static encoding; under
+        hardware-aware training, rounded as the host's integer drive."""
+        first = conv if self.hardware is None else lambda x: self.hardware.drive(conv(x))
         if run.frames is not None:
-            return _over_time(conv, run.frames[start : start + steps])
+            return _over_time(first, run.frames[start : start + steps])
         if run.static is None or steps == 1:
-            run.static = conv(run.x)
+            run.static = first(run.x)
         return run.static.unsqueeze(0).expand(steps, *run.static.shape)
 
 

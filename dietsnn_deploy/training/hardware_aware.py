@@ -1,11 +1,11 @@
 """Hardware-aware fine-tuning: train through what Loihi will actually run.
 
-The forward pass uses the quantizer's own numbers — weights ``2·round(W·s/2)/s`` clipped to
-8 bits, thresholds ``round(θ·s·k²)/(s·k²)``, leaks ``1 − round(4096·(1 − λ))/4096`` — and
-Loihi's hard reset (``u ← 0`` after a spike). Rounding passes gradients straight through
-(``x + (q(x) − x).detach()``), so the float parameters keep learning and the exported network
-is the one that was trained. Not modelled: the host drive's rounding to integers (its scale
-makes that error ≤ 1/8190 of the largest drive) and the truncation of v's decay.
+The forward pass uses the quantizer's own numbers — the spine's codec
+(:mod:`dietsnn_deploy.spine.loihi`) on weights at each layer's scale and on the host's integer
+drive, and the neuron model's hardware rounding of leaks and thresholds — and the chip's hard
+reset. Rounding passes gradients straight through, so the float parameters keep learning and
+the exported network is the one that was trained. Not modelled: the truncation of v's decay
+toward zero (at most one 2⁻⁶ weight unit per step).
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
-from dietsnn_deploy.deployed import DECAY_UNITY, WEIGHT_MAX, WEIGHT_MIN
-from dietsnn_deploy.models import DietNet
-from dietsnn_deploy.quantize import LayerScale, host_drive_max, layer_scales, synapses
-from dietsnn_deploy.training import train_snn
-
-
-def straight_through(value: torch.Tensor, quantized: torch.Tensor) -> torch.Tensor:
-    """``quantized`` in the forward pass, the identity's gradient in the backward pass."""
-    return value + (quantized - value).detach()
+from dietsnn_deploy.spine.loihi import fake_drive, fake_weight
+from dietsnn_deploy.spine.neurons import get_neuron_model
+from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.training.models import DietNet
+from dietsnn_deploy.training.quantize import LayerScale, host_drive_max, layer_scales, synapses
+from dietsnn_deploy.training.stages import train_snn
 
 
 class _WeightQuant(nn.Module):
@@ -33,43 +30,43 @@ class _WeightQuant(nn.Module):
         self.scales, self.index = scales, index
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        scale = self.scales.current[self.index].scale
-        mantissa = torch.clamp(torch.round(weight * scale / 2) * 2, WEIGHT_MIN, WEIGHT_MAX)
-        return straight_through(weight, mantissa / scale)
+        return fake_weight(weight, self.scales.current[self.index].scale)
 
 
 class HardwareScales:
     """The quantizer's per-layer scales, refreshed after every optimizer step, and the
     neuron-parameter rounding the model applies through its ``hardware`` hook."""
 
-    def __init__(self, model: DietNet, calibration: torch.Tensor) -> None:
+    def __init__(self, model: DietNet, calibration: torch.Tensor, timesteps: int) -> None:
         self.model = model
-        self.drive_max = host_drive_max(model, calibration)
+        self.timesteps = timesteps
+        self.drive_max = host_drive_max(model, calibration, timesteps)
         self.keys = {syn.key: i for i, syn in enumerate(synapses(model)) if syn.key is not None}
         self.current: list[LayerScale] = []
         self.refresh()
 
     def refresh(self) -> None:
         with torch.no_grad():
-            self.current = layer_scales(self.model, self.drive_max)
+            self.current = layer_scales(self.model, self.drive_max, self.timesteps)
+
+    def drive(self, current: torch.Tensor) -> torch.Tensor:
+        """The first layer's current as the host's integer drive delivers it."""
+        return fake_drive(current, self.current[0].scale)
 
     def neuron(self, key: str, leak: torch.Tensor, threshold: torch.Tensor):
-        """(leak, threshold) as the chip sees them; the host layer keeps its drive scale."""
-        ls = self.current[self.keys[key]]
-        unit = ls.scale * ls.pool**2
-        threshold_q = straight_through(threshold, torch.round(threshold * unit) / unit)
-        decay = torch.round(DECAY_UNITY * (1 - leak))
-        return straight_through(leak, 1 - decay / DECAY_UNITY), threshold_q
+        """(leak, threshold) as the chip sees them."""
+        unit = self.current[self.keys[key]].threshold_unit
+        return self.model.neuron_model.hardware(leak, threshold, unit)
 
 
-def attach(model: DietNet, calibration: torch.Tensor) -> HardwareScales:
+def attach(model: DietNet, calibration: torch.Tensor, timesteps: int) -> HardwareScales:
     """Switch ``model`` to the hardware's arithmetic (hard reset, quantized parameters)."""
-    scales = HardwareScales(model, calibration)
+    scales = HardwareScales(model, calibration, timesteps)
     for index, syn in enumerate(synapses(model)):
         if index > 0:  # the first conv runs on the host in float
             parametrize.register_parametrization(syn.module, "weight", _WeightQuant(scales, index))
     model.hardware = scales
-    model.reset_mode = "hard"
+    model.neuron_model = get_neuron_model(model.neuron_model.name, "hard")
     return scales
 
 
@@ -87,6 +84,7 @@ def finetune_hardware(
     test_loader,
     *,
     epochs: int,
+    settings: RunSettings,
     lr: float = 1e-4,
     neuron_lr: float | None = None,
     progress: bool = True,
@@ -95,7 +93,7 @@ def finetune_hardware(
 ) -> list[dict]:
     """Train weights (``lr``), leaks and thresholds (``neuron_lr``, default ``lr``) through the
     hardware's behaviour; the model ends in float form with hard reset, ready for export."""
-    scales = attach(model, calibration)
+    scales = attach(model, calibration, settings.timesteps)
     try:
         history = train_snn(
             model,
@@ -109,6 +107,7 @@ def finetune_hardware(
             on_epoch=on_epoch,
             after_step=scales.refresh,
             stage="hardware",
+            settings=settings,
         )
     finally:
         detach(model)

@@ -2,7 +2,9 @@
 
 ``train`` = ANN → conversion → DIET. Every stage writes its checkpoint after every epoch, so a
 rerun with the same output path skips finished stages and continues an unfinished one from its
-last completed epoch (the cosine schedule restarts over the epochs that remain).
+last completed epoch (the cosine schedule restarts over the epochs that remain). A stage that
+starts from a checkpoint takes its architecture, dataset, normalisation and T from it; options
+that would contradict them are refused, not ignored.
 """
 
 from __future__ import annotations
@@ -13,19 +15,28 @@ from pathlib import Path
 
 import torch
 
-from dietsnn_deploy.checkpoints import ModelInfo, load_checkpoint, save_checkpoint
-from dietsnn_deploy.data import dataset_info, make_loader
+from dietsnn_deploy.data import check_name, dataset_info, make_loader
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import DietNet, build_model
-from dietsnn_deploy.training import convert, evaluate, train_ann, train_snn
+from dietsnn_deploy.spine.encodings import get_encoding
+from dietsnn_deploy.spine.neurons import get_neuron_model
+from dietsnn_deploy.spine.settings import RunSettings, check_timesteps, resolve_device
+from dietsnn_deploy.training.checkpoints import ModelInfo, load_checkpoint, save_checkpoint
+from dietsnn_deploy.training.loop import evaluate
+from dietsnn_deploy.training.models import ARCHITECTURES, DietNet, build_model
+from dietsnn_deploy.training.stages import convert, train_ann, train_snn
+
+#: ``--neuron`` choices: the neuron model, or ``if`` = the LIF model with every leak fixed at 1
+#: (the Figure 3 ablation).
+NEURON_CHOICES = ("lif", "if")
+_NEURON_MODEL = {"lif": "lif", "if": "lif"}
 
 
 @dataclass
 class TrainConfig:
     """Options of the three stages (defaults follow the paper and the official code)."""
 
-    dataset: str = "digits"
-    arch: str = "vgg-tiny"
+    dataset: str | None = None  # None: digits for a new run, the checkpoint's in later stages
+    arch: str | None = None  # None: vgg-tiny for a new run, the checkpoint's in later stages
     data_dir: str | None = None
     timesteps: int = 5
     ann_epochs: int = 20
@@ -48,15 +59,33 @@ class TrainConfig:
     test_limit: int | None = None
     seed: int = 0
     precision: str = "fp32"
+    device: str = "cpu"
     progress: bool = True
 
     def __post_init__(self) -> None:
-        """Refuse a learning rate that can't train (NaN, infinite, ≤ 0) before any work."""
+        """Refuse a learning rate that can't train (NaN, infinite, ≤ 0), a bad T, an unknown
+        encoding, neuron, precision or device, before any work."""
         rates = {"ann_lr": self.ann_lr, "snn_lr": self.snn_lr, "neuron_lr": self.neuron_lr}
         for name, rate in rates.items():
             if rate is not None and not (math.isfinite(rate) and rate > 0):
                 option = "--" + name.replace("_", "-")
                 raise DeployError(f"{option} must be a finite number > 0, got {rate}")
+        get_encoding(self.encoding)
+        if self.arch is not None and self.arch not in ARCHITECTURES:
+            raise DeployError(
+                f"unknown architecture {self.arch[:40]!r}; choose from {', '.join(ARCHITECTURES)}"
+            )
+        if self.dataset is not None:
+            check_name(self.dataset)
+        if self.neuron not in NEURON_CHOICES:
+            raise DeployError(f"unknown neuron {self.neuron!r}; choose from {NEURON_CHOICES}")
+        _ = self.settings  # checks T, precision and device
+
+    @property
+    def settings(self) -> RunSettings:
+        """The run settings of every stage: T, device and precision."""
+        check_timesteps(self.timesteps, "--timesteps")
+        return RunSettings(self.timesteps, resolve_device(self.device), self.precision)
 
 
 def stage_paths(out: Path) -> dict[str, Path]:
@@ -68,11 +97,15 @@ def stage_paths(out: Path) -> dict[str, Path]:
     }
 
 
-def _loaders(cfg: TrainConfig, batch_size: int, normalization=None):
-    """Shuffled, augmented train batches and the test set (``normalization`` = (mean, std)
-    overrides the dataset's, for checkpoints that were trained with another)."""
+DEFAULT_DATASET, DEFAULT_ARCH = "digits", "vgg-tiny"
+
+
+def _loaders(cfg: TrainConfig, info: ModelInfo, batch_size: int):
+    """Shuffled, augmented train batches and the test set of the checkpoint's dataset, with
+    its normalisation."""
+    normalization = (info.mean, info.std)
     train = make_loader(
-        cfg.dataset,
+        info.dataset,
         "train",
         batch_size,
         data_dir=cfg.data_dir,
@@ -81,7 +114,7 @@ def _loaders(cfg: TrainConfig, batch_size: int, normalization=None):
         normalization=normalization,
     )
     test = make_loader(
-        cfg.dataset,
+        info.dataset,
         "test",
         256,
         data_dir=cfg.data_dir,
@@ -91,27 +124,40 @@ def _loaders(cfg: TrainConfig, batch_size: int, normalization=None):
     return train, test
 
 
-def _completed(path: Path, stage: str) -> tuple[DietNet, ModelInfo] | None:
+def _resumable(path: Path, stage: str) -> tuple[DietNet, ModelInfo] | None:
+    """(model, info) of ``path`` if it holds ``stage`` (a partial or finished run), else None."""
     if not path.exists():
         return None
     model, info = load_checkpoint(path)
     return (model, info) if info.stage == stage else None
 
 
+def _check_options(cfg: TrainConfig, info: ModelInfo, path: Path) -> None:
+    """Refuse --dataset / --arch that contradict the checkpoint a stage starts from."""
+    for option, given, held in (
+        ("dataset", cfg.dataset, info.dataset),
+        ("arch", cfg.arch, info.arch),
+    ):
+        if given is not None and given != held:
+            raise DeployError(
+                f"{path} holds {info.arch} on {info.dataset}; --{option} {given} does not apply"
+            )
+
+
 def _start_stage(
-    out: Path, stage: str, source: Path, needs: tuple[str, ...], command: str
+    cfg: TrainConfig, out: Path, stage: str, source: Path, needs: tuple[str, ...], command: str
 ) -> tuple[DietNet, ModelInfo, bool]:
     """Resume ``stage`` from ``out`` if it holds that stage, else start from ``source``,
     whose stage must be one of ``needs``. Returns (model, info, resumed)."""
-    if out.exists():
-        model, info = load_checkpoint(out)
-        if info.stage == stage:
-            return model, info, True
+    done = _resumable(out, stage)
+    if done is not None:
+        _check_options(cfg, done[1], out)
+        return (*done, True)
     model, info = load_checkpoint(source)
     if info.stage not in needs:
-        raise DeployError(
-            f"{source}: {command} needs a {' or '.join(needs)} checkpoint, not '{info.stage}'"
-        )
+        wanted = " or ".join("an ANN" if stage == "ann" else f"a {stage}" for stage in needs)
+        raise DeployError(f"{source}: {command} needs {wanted} checkpoint, not '{info.stage}'")
+    _check_options(cfg, info, source)
     return model, info, False
 
 
@@ -128,20 +174,25 @@ def _saver(model: DietNet, info: ModelInfo, out: Path):
     return save
 
 
+def _stage_epochs(info: ModelInfo, stages: tuple[str, ...]) -> int:
+    return sum(1 for h in info.history if h["stage"] in stages)
+
+
 def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
     """Stage 1, resuming from ``out`` if it holds a partial ANN run."""
     torch.manual_seed(cfg.seed)
-    data = dataset_info(cfg.dataset, cfg.data_dir)
-    done = _completed(out, "ann")
+    dataset, arch = cfg.dataset or DEFAULT_DATASET, cfg.arch or DEFAULT_ARCH
+    done = _resumable(out, "ann")
     if done is not None:
         model, info = done
-        if info.arch != cfg.arch or info.dataset != cfg.dataset:
+        if info.arch != arch or info.dataset != dataset:
             raise DeployError(f"{out} holds {info.arch} on {info.dataset}; use another -o path")
     else:
-        model = build_model(cfg.arch, data.in_shape, data.num_classes, cfg.dropout)
+        data = dataset_info(dataset, cfg.data_dir)
+        model = build_model(arch, data.in_shape, data.num_classes, cfg.dropout)
         info = ModelInfo(
-            arch=cfg.arch,
-            dataset=cfg.dataset,
+            arch=arch,
+            dataset=dataset,
             in_shape=data.in_shape,
             num_classes=data.num_classes,
             mean=data.mean,
@@ -154,7 +205,7 @@ def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
         if done is None:  # ann_epochs 0 and nothing on disk: no ANN checkpoint would exist
             raise DeployError(f"{out}: no ANN checkpoint to resume and ann_epochs is 0")
         return model, info
-    train, test = _loaders(cfg, cfg.batch_size)
+    train, test = _loaders(cfg, info, cfg.batch_size)
     train_ann(
         model,
         train,
@@ -165,23 +216,20 @@ def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
         progress=cfg.progress,
         start_epoch=len(info.history),
         on_epoch=_saver(model, info, out),
-        precision=cfg.precision,
+        settings=cfg.settings,
     )
     return model, info
 
 
 def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, ModelInfo]:
-    """Stage 2 from a finished ANN checkpoint."""
-    done = _completed(out, "converted")
-    if done is not None:
-        return done
-    model, info = load_checkpoint(ann_path)
-    if info.stage != "ann":
-        raise DeployError(
-            f"{ann_path}: convert needs an ANN checkpoint, this one is '{info.stage}'"
-        )
+    """Stage 2 from a finished ANN checkpoint, at ``cfg.timesteps`` with ``cfg.encoding``."""
+    model, info, resumed = _start_stage(cfg, out, "converted", ann_path, ("ann",), "convert")
+    if resumed:
+        return model, info
     images = calibration_images(info, cfg.data_dir, cfg.calibration_images)
-    model.encoding = cfg.encoding  # thresholds are balanced on the input the SNN will see
+    # thresholds are balanced on the input the SNN will see
+    model.encoding = get_encoding(cfg.encoding)
+    model.neuron_model = get_neuron_model(_NEURON_MODEL[cfg.neuron], "soft")
     thresholds = convert(
         model,
         images,
@@ -190,33 +238,37 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
         scale=cfg.threshold_scale,
         progress=cfg.progress,
     )
-    model.timesteps = cfg.timesteps
     info.stage, info.timesteps, info.encoding = "converted", cfg.timesteps, cfg.encoding
+    info.neuron = model.neuron_model.name
     info.initial_thresholds, info.initial_leaks = thresholds, model.leaks()
-    _, test = _loaders(cfg, cfg.snn_batch_size)
+    _, test = _loaders(cfg, info, cfg.snn_batch_size)
     info.converted_accuracy = info.accuracy = evaluate(
-        model, test, progress=cfg.progress, desc="converted eval"
+        model, test, cfg.settings, progress=cfg.progress, desc="converted eval"
     ).accuracy
     save_checkpoint(model, info, out)
     return model, info
 
 
 def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet, ModelInfo]:
-    """Stage 3 (DIET, or weights only / IF as the ablation flags say), resumable."""
+    """Stage 3 (DIET, or weights only / IF as the ablation flags say), resumable, at the
+    converted checkpoint's T."""
     torch.manual_seed(cfg.seed)
-    model, info, resumed = _start_stage(out, "snn", converted_path, ("converted",), "train-snn")
+    model, info, resumed = _start_stage(
+        cfg, out, "snn", converted_path, ("converted",), "train-snn"
+    )
     if not resumed:
         info.stage = "snn"
         info.history = [h for h in info.history if h["stage"] == "ann"]
-    model.encoding = info.encoding = cfg.encoding
+    model.encoding = get_encoding(cfg.encoding)
+    info.encoding = cfg.encoding
     if cfg.neuron == "if":
         model.set_neuron_params(leaks=[1.0] * len(model.neuron_keys))
-    done_epochs = sum(1 for h in info.history if h["stage"] != "ann")
+    done_epochs = len(info.history) - _stage_epochs(info, ("ann",))
     if done_epochs >= cfg.snn_epochs:
         if not resumed:  # snn_epochs 0: the converted SNN is the result
             save_checkpoint(model, info, out)
         return model, info
-    train, test = _loaders(cfg, cfg.snn_batch_size)
+    train, test = _loaders(cfg, info, cfg.snn_batch_size)
     train_snn(
         model,
         train,
@@ -225,11 +277,11 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
         lr=cfg.snn_lr,
         neuron_lr=cfg.neuron_lr,
         train_threshold=cfg.train_threshold,
-        train_leak=cfg.train_leak and cfg.neuron == "lif",
+        train_leak=cfg.train_leak and cfg.neuron != "if",
         progress=cfg.progress,
         start_epoch=done_epochs,
         on_epoch=_saver(model, info, out),
-        precision=cfg.precision,
+        settings=cfg.settings.with_timesteps(info.timesteps),
     )
     return model, info
 
@@ -261,26 +313,27 @@ def calibration_images(info: ModelInfo, data_dir: str | None, count: int = 512) 
 
 def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, ModelInfo]:
     """Hardware-aware fine-tuning of a trained SNN checkpoint (see ``hardware_aware``)."""
-    from dietsnn_deploy.hardware_aware import finetune_hardware
+    from dietsnn_deploy.training.hardware_aware import finetune_hardware
 
     if cfg.snn_epochs < 1:
         raise DeployError("finetune needs at least one epoch (--snn-epochs ≥ 1)")
     torch.manual_seed(cfg.seed)
-    model, info, resumed = _start_stage(out, "hardware", source, ("snn", "converted"), "finetune")
+    model, info, resumed = _start_stage(
+        cfg, out, "hardware", source, ("snn", "converted"), "finetune"
+    )
     if not resumed:
         info.stage, info.reset = "hardware", "hard"
-    model.reset_mode = "hard"
-    done_epochs = sum(1 for h in info.history if h["stage"] == "hardware")
+    done_epochs = _stage_epochs(info, ("hardware",))
     if done_epochs >= cfg.snn_epochs:
         return model, info
-    cfg.dataset = info.dataset
-    train, test = _loaders(cfg, cfg.snn_batch_size, (info.mean, info.std))
+    train, test = _loaders(cfg, info, cfg.snn_batch_size)
     finetune_hardware(
         model,
         calibration_images(info, cfg.data_dir, cfg.calibration_images),
         train,
         test,
         epochs=cfg.snn_epochs,
+        settings=cfg.settings.with_timesteps(info.timesteps),
         lr=cfg.snn_lr,
         neuron_lr=cfg.neuron_lr,
         progress=cfg.progress,

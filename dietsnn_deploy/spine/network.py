@@ -1,0 +1,436 @@
+"""The deployed network: one typed, integer description of a spiking network on Loihi.
+
+The quantizer produces it; the netx writer and reader, the emulator, the Lava runner and the op
+counter consume it. Every layer states its equation, computes its own output shape, fan-out,
+input bound and ANN cost from :mod:`.geometry`, and checks its own fields
+(:meth:`DeployedNetwork.validate` runs them all along the chain). Units are Loihi's
+(:mod:`.loihi`): weights are 8-bit mantissas, a potential ``v`` counts 2⁻⁶ weight units.
+
+A neuron layer's step (Lava's ``PyLifModelBitAcc`` with ``iDecay = 4096``: no current memory;
+variants of the neuron model are in :mod:`.neurons`)::
+
+    v[t] = trunc0(v[t−1]·(4096 − v_decay)/4096) + (a_in[t] << 6)      v clipped to ±(2²³ − 1)
+    spike[t] = v[t] > (threshold << 6);  v[t][spike] = 0                (hard reset)
+
+where ``a_in[t]`` is the synaptic input of the spikes the previous layer emitted at step t
+(the input layer receives the host's drive instead).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field, fields, is_dataclass
+from typing import Literal
+
+import numpy as np
+
+from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine import geometry
+from dietsnn_deploy.spine.encodings import get_encoding
+from dietsnn_deploy.spine.loihi import (
+    A_IN_MAX,
+    DECAY_UNITY,
+    THRESHOLD_MAX,
+    check_weight_mantissas,
+)
+from dietsnn_deploy.spine.settings import check_timesteps
+
+Shape3 = geometry.Shape3
+Pair = geometry.Pair
+
+#: Largest threshold mantissa a simulator takes (``threshold << 6`` stays a 32-bit integer).
+SIMULATED_THRESHOLD_MAX = 2**25 - 1
+
+#: Normalisation values beyond this magnitude are refused: no pixel scale needs them, and
+#: they would turn every drive into ±4095 (or 0) without a word.
+NORMALISATION_LIMIT = 1e6
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+@dataclass(frozen=True)
+class Neuron:
+    """Parameters of one layer's neurons (the netx ``neuron`` group).
+
+    ``v_decay`` is the 12-bit membrane decay (0 = no leak, 4096 = full leak); ``threshold`` is
+    vThMant (spike when ``v > threshold << 6``); ``spiking=False`` marks the readout
+    integrator, whose threshold is set out of reach and whose potential gives the logits;
+    ``model`` names the neuron model (:mod:`dietsnn_deploy.spine.neurons`) that steps it.
+    """
+
+    v_decay: int
+    threshold: int
+    spiking: bool = True
+    model: str = "lif"
+
+    def check(self, where: str, netx_exact: bool = True) -> None:
+        """Integers in the 12-bit decay and (``netx_exact``) 17-bit threshold ranges; a
+        simulator runs any non-negative threshold (netx itself writes 2^17 as a default)."""
+        if not _is_int(self.v_decay) or not 0 <= self.v_decay <= DECAY_UNITY:
+            raise DeployError(f"{where}: v_decay {self.v_decay} outside [0, {DECAY_UNITY}]")
+        high = THRESHOLD_MAX if netx_exact else SIMULATED_THRESHOLD_MAX
+        if not _is_int(self.threshold) or not 0 <= self.threshold <= high:
+            raise DeployError(f"{where}: threshold {self.threshold} outside [0, {high}]")
+
+
+@dataclass(frozen=True)
+class HostEncoder:
+    """The analog first layer, computed on the host from the encoded input frames.
+
+    drive[t] = clip(round(drive_scale · conv2d(frame[t], weight)), ±4095), where the frames
+    are what ``encoding`` (:mod:`dietsnn_deploy.spine.encodings`) makes of the normalised
+    image (x − mean)/std, x = pixels in [0, 1]; the drive enters the input layer as
+    bias_mant-scaled current. ``weight`` is float (Cout, Cin, kH, kW) in the model's units;
+    ``drive_scale`` is drive units (bias_mant) per float unit.
+    """
+
+    weight: np.ndarray
+    stride: Pair
+    padding: Pair
+    drive_scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    in_shape: Shape3
+    encoding: str = "direct"
+
+    @property
+    def kernel(self) -> Pair:
+        return (int(self.weight.shape[2]), int(self.weight.shape[3]))
+
+    @property
+    def out_shape(self) -> Shape3:
+        return geometry.conv_output_shape(
+            self.in_shape, self.weight.shape[0], self.kernel, self.stride, self.padding
+        )
+
+    @property
+    def macs(self) -> int:
+        """MACs of one analog frame through the host conv (eq. 16)."""
+        return geometry.conv_macs(self.kernel, self.in_shape[0], self.out_shape)
+
+    def fan_out_map(self) -> np.ndarray:
+        """(H, W) fan-out of one input pixel per channel into the input layer."""
+        return geometry.conv_fan_out_map(
+            self.in_shape, self.out_shape, self.kernel, self.stride, self.padding
+        )
+
+    def check(self, input_shape: tuple[int, ...]) -> None:
+        """Finite 4-d weight, channel counts, sane normalisation and drive scale, and an output
+        of the input layer's shape."""
+        weight = np.asarray(self.weight)
+        if weight.ndim != 4 or weight.dtype.kind != "f" or not np.all(np.isfinite(weight)):
+            raise DeployError(
+                f"encoder: weight must be a finite float 4-d array, got {weight.shape}"
+            )
+        if len(self.in_shape) != 3 or min(self.in_shape) < 1:
+            raise DeployError(f"encoder: in_shape must be positive (C, H, W), got {self.in_shape}")
+        channels = self.in_shape[0]
+        if weight.shape[1] != channels:
+            raise DeployError(
+                f"encoder: weight has {weight.shape[1]} input channels, in_shape {self.in_shape}"
+            )
+        if len(self.mean) != channels or len(self.std) != channels:
+            raise DeployError(f"encoder: mean and std need {channels} values each")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if not all(math.isfinite(v) and abs(v) <= NORMALISATION_LIMIT for v in values):
+                raise DeployError(f"encoder: {name} {values} must be finite and within ±1e6")
+        if not all(s > 0 for s in self.std):
+            raise DeployError(f"encoder: std {self.std} must be positive")
+        if not (math.isfinite(self.drive_scale) and self.drive_scale > 0):
+            raise DeployError(f"encoder: drive_scale must be positive, got {self.drive_scale}")
+        if min(self.stride) < 1 or min(self.padding) < 0:
+            raise DeployError(f"encoder: bad stride {self.stride} or padding {self.padding}")
+        get_encoding(self.encoding)  # an unknown name is refused
+        if self.out_shape != tuple(input_shape):
+            raise DeployError(
+                f"layer 0 (input): shape {tuple(input_shape)} is not the encoder output "
+                f"{self.out_shape}"
+            )
+
+
+@dataclass(frozen=True)
+class InputLayer:
+    """netx ``input`` layer: neurons driven by the host encoder's drive (no synapses)."""
+
+    shape: Shape3
+    neuron: Neuron
+    kind: Literal["input"] = "input"
+
+    def check(self, where: str, previous: tuple[int, ...], netx_exact: bool = True) -> None:
+        if previous:
+            raise DeployError(f"{where}: an input layer may only come first")
+        if len(self.shape) != 3 or min(self.shape) < 1:
+            raise DeployError(f"{where}: shape must be positive (C, H, W), got {self.shape}")
+
+
+@dataclass(frozen=True)
+class ConvLayer:
+    """netx ``conv`` layer: a_in = conv2d(spikes, W), integer weights (Cout, Cin, kH, kW).
+
+    ``pool`` is the side k of an average pool folded into this layer (1 = none): ``weight``
+    is then ``fold_pool(W, k)`` of the original kernel W, stride and padding are k × the
+    original ones, and the threshold was multiplied by k².
+    """
+
+    weight: np.ndarray
+    stride: Pair
+    padding: Pair
+    in_shape: Shape3
+    shape: Shape3
+    neuron: Neuron
+    pool: int = 1
+    kind: Literal["conv"] = "conv"
+
+    @property
+    def kernel(self) -> Pair:
+        return (int(self.weight.shape[2]), int(self.weight.shape[3]))
+
+    def out_shape(self) -> Shape3:
+        """The output map this layer's conv computes on ``in_shape``."""
+        return geometry.conv_output_shape(
+            self.in_shape, self.weight.shape[0], self.kernel, self.stride, self.padding
+        )
+
+    def fan_out_map(self) -> np.ndarray:
+        """(H_in, W_in): neurons of this layer one input spike reaches (folded geometry)."""
+        return geometry.conv_fan_out_map(
+            self.in_shape, self.shape, self.kernel, self.stride, self.padding
+        )
+
+    def ann_macs(self) -> int:
+        """Eq. 16 of the layer as the ANN had it: the unfolded kernel on the pooled map."""
+        kh, kw = self.kernel
+        return geometry.conv_macs((kh // self.pool, kw // self.pool), self.in_shape[0], self.shape)
+
+    def input_bound(self) -> int:
+        """Worst-case per-step |a_in| (spikes 0/1, borders exact)."""
+        bound = geometry.input_bound(self.weight, conv=(self.in_shape, self.stride, self.padding))
+        return round(bound)
+
+    def check(self, where: str, previous: tuple[int, ...], netx_exact: bool = True) -> None:
+        """Shapes against the previous output and the conv rule; with ``netx_exact``, weights
+        that netx and Lava load unaltered (:func:`check_weight_mantissas`)."""
+        weight = np.asarray(self.weight)
+        if weight.ndim != 4:
+            raise DeployError(
+                f"{where}: weight must be 4-d (Cout, Cin, kH, kW), got {weight.shape}"
+            )
+        if len(previous) != 3 or tuple(self.in_shape) != previous:
+            raise DeployError(f"{where}: in_shape {self.in_shape} does not follow {previous}")
+        if weight.shape[1] != previous[0]:
+            raise DeployError(
+                f"{where}: weight takes {weight.shape[1]} channels, previous layer has {previous[0]}"
+            )
+        if min(self.stride) < 1 or min(self.padding) < 0:
+            raise DeployError(f"{where}: bad stride {self.stride} or padding {self.padding}")
+        _check_pool(where, self.pool)
+        kh, kw = self.kernel
+        if kh % self.pool or kw % self.pool:
+            raise DeployError(
+                f"{where}: kernel {kh}×{kw} is not divisible by its folded pool {self.pool}"
+            )
+        out = self.out_shape()
+        if out != tuple(self.shape) or min(out) < 1:
+            raise DeployError(f"{where}: shape {tuple(self.shape)} is not the conv output {out}")
+        _check_weights(weight, where, dense=False, netx_exact=netx_exact)
+
+
+@dataclass(frozen=True)
+class FlattenLayer:
+    """netx ``flatten`` layer: C-major flatten of the previous (C, H, W) output."""
+
+    in_shape: Shape3
+    kind: Literal["flatten"] = "flatten"
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (int(np.prod(self.in_shape)),)
+
+    def check(self, where: str, previous: tuple[int, ...], netx_exact: bool = True) -> None:
+        if len(previous) != 3 or tuple(self.in_shape) != previous:
+            raise DeployError(f"{where}: in_shape {self.in_shape} does not follow {previous}")
+
+
+@dataclass(frozen=True)
+class DenseLayer:
+    """netx ``dense`` layer: a_in = W·spikes, integer weights (out, in).
+
+    ``pool`` as in :class:`ConvLayer`: a k×k pool folded before the flatten repeats each
+    weight over its window of the unpooled map, so ``in`` is k² × the ANN's input width.
+    """
+
+    weight: np.ndarray
+    neuron: Neuron
+    pool: int = 1
+    kind: Literal["dense"] = "dense"
+
+    @property
+    def shape(self) -> tuple[int]:
+        return (int(self.weight.shape[0]),)
+
+    @property
+    def in_features(self) -> int:
+        return int(self.weight.shape[1])
+
+    def ann_macs(self) -> int:
+        """Eq. 16 of the layer as the ANN had it: f_in / k² inputs."""
+        return geometry.dense_macs(self.in_features // self.pool**2, self.shape[0])
+
+    def input_bound(self) -> int:
+        """Worst-case per-step |a_in| (spikes 0/1)."""
+        return round(geometry.input_bound(self.weight))
+
+    def check(self, where: str, previous: tuple[int, ...], netx_exact: bool = True) -> None:
+        """Shapes against the previous output; weights as in :meth:`ConvLayer.check`."""
+        weight = np.asarray(self.weight)
+        if weight.ndim != 2:
+            raise DeployError(f"{where}: weight must be 2-d, got shape {weight.shape}")
+        flat = len(previous) == 1 or not netx_exact  # a simulator flattens a map itself
+        if not flat or not previous or weight.shape[1] != int(np.prod(previous)):
+            raise DeployError(
+                f"{where}: weight {weight.shape} does not take the previous output "
+                f"{previous} (dense needs a flatten or dense before it)"
+            )
+        _check_pool(where, self.pool)
+        if self.in_features % self.pool**2:
+            raise DeployError(f"{where}: {self.in_features} inputs do not fold a {self.pool}² pool")
+        _check_weights(weight, where, dense=True, netx_exact=netx_exact)
+
+
+Layer = InputLayer | ConvLayer | FlattenLayer | DenseLayer
+SynapticLayer = ConvLayer | DenseLayer
+
+
+def _check_weights(weight: np.ndarray, where: str, *, dense: bool, netx_exact: bool) -> None:
+    if netx_exact:
+        check_weight_mantissas(weight, where, dense=dense)
+    elif not np.issubdtype(weight.dtype, np.integer) or weight.size == 0:
+        raise DeployError(f"{where}: weights must be a non-empty integer array")
+
+
+def _check_pool(where: str, pool) -> None:
+    if not _is_int(pool) or pool < 1:
+        raise DeployError(f"{where}: pool must be an integer ≥ 1, got {pool}")
+
+
+def where(index: int, layer: Layer) -> str:
+    """How errors name a layer: ``layer 3 (dense)``."""
+    return f"layer {index} ({layer.kind})"
+
+
+def validate_layers(layers: list[Layer], *, netx_exact: bool = True) -> None:
+    """Check the layer chain: input first, every layer's own rules against the previous
+    output, and a non-spiking dense readout last whose threshold is out of reach.
+    ``netx_exact=False`` accepts any integer weights (what a simulator can run) instead of
+    only those netx loads unaltered (what the exporter writes)."""
+    if len(layers) < 2 or not isinstance(layers[0], InputLayer):
+        raise DeployError("network must start with an input layer and have at least 2 layers")
+    readout = layers[-1]
+    if not isinstance(readout, DenseLayer) or readout.neuron.spiking:
+        raise DeployError(
+            f"layer {len(layers) - 1}: the last layer must be a non-spiking dense readout"
+        )
+    if netx_exact and readout.neuron.threshold != THRESHOLD_MAX:
+        raise DeployError(
+            f"layer {len(layers) - 1} (dense): readout threshold must be {THRESHOLD_MAX} "
+            f"(out of reach until v saturates), got {readout.neuron.threshold}"
+        )
+    previous: tuple[int, ...] = ()
+    for index, layer in enumerate(layers):
+        name = where(index, layer)
+        layer.check(name, previous, netx_exact)
+        if not isinstance(layer, FlattenLayer):
+            layer.neuron.check(name, netx_exact)
+            if layer is not readout and not layer.neuron.spiking:
+                raise DeployError(f"{name}: only the last layer may be non-spiking")
+        previous = tuple(int(s) for s in layer.shape)
+
+
+@dataclass(frozen=True)
+class LayerQuantization:
+    """How one layer was quantized: integer scale and what it cost.
+
+    ``input_bound`` is the worst-case per-step |input| in weight units: for a synaptic layer
+    :meth:`ConvLayer.input_bound` / :meth:`DenseLayer.input_bound`, for the input layer the
+    largest |drive| on the calibration images; ``None`` when unknown (older files).
+    """
+
+    name: str
+    scale: float  # integer units per float unit
+    weight_rmse: float  # RMS error of weight/scale against the float weights (float units)
+    weight_saturated: float  # fraction of weights clipped to the 8-bit range
+    threshold: int
+    v_decay: int
+    input_bound: int | None = None
+
+    @property
+    def exceeds_int16(self) -> bool:
+        """True if one step's input can overflow Loihi's int16 ``a_in`` port."""
+        return self.input_bound is not None and self.input_bound > A_IN_MAX
+
+
+@dataclass
+class DeployedNetwork:
+    """A spiking network as it runs on Loihi: host encoder, then netx layers in order.
+
+    ``layers[0]`` is the :class:`InputLayer`; the last layer is the non-spiking readout whose
+    potential after ``timesteps`` steps gives the class scores.
+    """
+
+    encoder: HostEncoder
+    layers: list[Layer]
+    timesteps: int
+    num_classes: int
+    dataset: str = ""
+    arch: str = ""
+    quantization: list[LayerQuantization] = field(default_factory=list)
+
+    @property
+    def neuron_layers(self) -> list[tuple[int, Layer]]:
+        """(index, layer) of every layer with neurons (all but flatten)."""
+        return [(i, layer) for i, layer in enumerate(self.layers) if layer.kind != "flatten"]
+
+    def digest(self) -> str:
+        """SHA-256 of everything that determines this network's results (every array, neuron
+        parameter, encoder value, T, class count, names and the quantization report), in a
+        canonical form: integer arrays as int64, float arrays and numbers as float64."""
+        hasher = hashlib.sha256()
+        _feed(hasher, self)
+        return hasher.hexdigest()
+
+    def validate(self, *, netx_exact: bool = True) -> None:
+        """The layer chain (:func:`validate_layers`), the encoder, T and the class count."""
+        validate_layers(self.layers, netx_exact=netx_exact)
+        self.encoder.check(self.layers[0].shape)
+        check_timesteps(self.timesteps, "timesteps")
+        if not _is_int(self.num_classes) or self.layers[-1].shape != (self.num_classes,):
+            raise DeployError(
+                f"num_classes {self.num_classes} does not match the readout size "
+                f"{self.layers[-1].shape}"
+            )
+
+
+def _feed(hasher, value) -> None:
+    """Canonical bytes of ``value`` (dataclasses, sequences, arrays, numbers, strings)."""
+    if isinstance(value, np.ndarray):
+        kind = np.float64 if value.dtype.kind == "f" else np.int64
+        hasher.update(f"array{value.shape}".encode())
+        hasher.update(np.ascontiguousarray(value, dtype=kind).tobytes())
+    elif is_dataclass(value):
+        hasher.update(type(value).__name__.encode())
+        for item in fields(value):
+            hasher.update(item.name.encode())
+            _feed(hasher, getattr(value, item.name))
+    elif isinstance(value, list | tuple):
+        hasher.update(f"seq{len(value)}".encode())
+        for item in value:
+            _feed(hasher, item)
+    elif isinstance(value, np.generic):
+        _feed(hasher, value.item())
+    elif isinstance(value, float):
+        hasher.update(f"f{value!r}".encode())
+    else:
+        hasher.update(f"{type(value).__name__}:{value!r};".encode())

@@ -1,0 +1,151 @@
+"""DIET-SNN's leaky integrate-and-fire neuron, as one unit.
+
+Float (training), per step t, leak λ ∈ [0, 1], threshold θ > 0 (the paper's eq. 9–10)::
+
+    u[t] = λ·u[t-1] + I[t]              membrane potential, in the units of the current I
+    z[t] = u[t]/θ − 1                   spike s[t] = 1 when z > 0, i.e. u > θ
+    u[t] ← u[t] − θ·s[t]                soft reset (DIET-SNN);  u[t] ← u[t]·(1 − s[t])  hard
+
+The spike's derivative is the surrogate γ·max(0, 1 − |z|), γ = 0.3 (eq. 12); the reset uses
+the spike as a constant (the official code; eq. 14: ∂u/∂θ = −s), and gradients reach θ and λ
+through z and the recurrence, so one backward pass trains all three.
+
+Fixed point (Lava ``PyLifModelBitAcc``, ``iDecay`` = 4096 so the current has no memory),
+``v`` in 2⁻⁶ weight units, ``c[t]`` = what enters v (``a_in << 6``)::
+
+    v[t] = trunc0(v[t-1]·(4096 − vDecay)/4096) + c[t],  clipped to ±(2²³ − 1)
+    s[t] = v[t] > vThMant << 6;   v[t] ← 0 where s[t]         (hard reset)
+
+netx: a CUBA neuron group with iDecay 4096, vDecay, vThMant, refDelay 1, gradedSpike False.
+Hardware-aware rounding: λ → 1 − round(4096·(1 − λ))/4096, θ → round(θ·u)/u (straight-through).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+
+from dietsnn_deploy.spine.loihi import (
+    DECAY_UNITY,
+    STATE_SHIFT,
+    V_LIMIT,
+    fake_leak,
+    fake_threshold,
+)
+from dietsnn_deploy.spine.network import Neuron
+from dietsnn_deploy.spine.neurons.base import FixedState, NeuronModel, Reset
+
+SURROGATE_GAMMA = 0.3
+
+
+class _Spike(torch.autograd.Function):
+    """Heaviside step of z = u/θ − 1 with the piecewise-linear surrogate gradient."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        ctx.save_for_backward(z)
+        return (z > 0).to(z.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_spike: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        (z,) = ctx.saved_tensors
+        return grad_spike * SURROGATE_GAMMA * torch.clamp(1.0 - z.abs(), min=0.0)
+
+
+def spike_fn(z: torch.Tensor) -> torch.Tensor:
+    """Binary spike where z > 0, differentiable through the γ-surrogate."""
+    return _Spike.apply(z)
+
+
+def lif_step(
+    u: torch.Tensor,
+    current: torch.Tensor,
+    leak: torch.Tensor,
+    threshold: torch.Tensor,
+    reset: Reset = "soft",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One float step: returns (spike, u after reset)."""
+    u = leak * u + current
+    spike = spike_fn(u / threshold - 1.0)
+    fired = spike.detach()  # the reset treats the spike as a constant
+    u = u - threshold * fired if reset == "soft" else u * (1.0 - fired)
+    return spike, u
+
+
+def lif_scan(
+    currents: torch.Tensor,
+    u: torch.Tensor | None,
+    leak: torch.Tensor,
+    threshold: torch.Tensor,
+    reset: Reset = "soft",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run :func:`lif_step` over the leading time axis of ``currents`` (T, ...).
+
+    ``currents`` may be an expanded view of one constant current (direct encoding); ``u`` is
+    the potential carried in from earlier steps (``None`` = zeros). Returns (spikes (T, ...), u).
+    """
+    if u is None:
+        u = torch.zeros_like(currents[0])
+    spikes = []
+    for current in currents:
+        spike, u = lif_step(u, current, leak, threshold, reset)
+        spikes.append(spike)
+    return torch.stack(spikes), u
+
+
+class LIF(NeuronModel):
+    """DIET-SNN's LIF neuron (module doc)."""
+
+    name: ClassVar[str] = "lif"
+
+    def scan(self, currents, u, leak, threshold):
+        return lif_scan(currents, u, leak, threshold, self.reset)
+
+    # -- fixed point -----------------------------------------------------------------------
+    def subthreshold(self, state: FixedState, current: torch.Tensor, neuron: Neuron) -> None:
+        v = state["v"]
+        if neuron.v_decay:
+            v = (v * (DECAY_UNITY - neuron.v_decay)).div_(DECAY_UNITY, rounding_mode="trunc")
+            v.add_(current)
+        else:
+            v = v + current
+        state["v"] = v.clamp_(-V_LIMIT, V_LIMIT)
+
+    def activation(self, state: FixedState, neuron: Neuron) -> torch.Tensor:
+        return state["v"] > (neuron.threshold << STATE_SHIFT)
+
+    def fixed_reset(self, state: FixedState, spikes: torch.Tensor, neuron: Neuron) -> None:
+        state["v"].masked_fill_(spikes, 0)
+
+    # -- netx ------------------------------------------------------------------------------
+    def netx_fields(self, neuron: Neuron) -> dict[str, object]:
+        return {
+            "type": "CUBA",
+            "iDecay": DECAY_UNITY,
+            "vDecay": int(neuron.v_decay),
+            "vThMant": int(neuron.threshold),
+            "refDelay": 1,
+            "gradedSpike": False,
+        }
+
+    @classmethod
+    def reads_netx(cls, fields) -> bool:
+        return True  # the default: any CUBA group is refused or read here
+
+    @classmethod
+    def from_netx(cls, fields, spiking: bool) -> Neuron:
+        kind = fields.string("type")
+        if kind != "CUBA":
+            raise fields.fail(f"neuron type '{kind}' is not supported (only CUBA)")
+        if fields.has("messageBits"):
+            raise fields.fail("neuron/messageBits is not supported (netx fails to load it)")
+        if fields.scalar("iDecay") != DECAY_UNITY:
+            raise fields.fail(f"neuron iDecay must be {DECAY_UNITY} (no current memory)")
+        return Neuron(
+            v_decay=fields.scalar("vDecay"), threshold=fields.scalar("vThMant"), spiking=spiking
+        )
+
+    # -- hardware-aware rounding -----------------------------------------------------------
+    def hardware(self, leak, threshold, unit):
+        return fake_leak(leak), fake_threshold(threshold, unit)

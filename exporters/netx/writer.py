@@ -1,0 +1,53 @@
+"""Write a :class:`DeployedNetwork` as a netx HDF5 file that lava-dl's ``netx.hdf5.Network``
+loads as it is (layout in :mod:`exporters.netx`)."""
+
+from __future__ import annotations
+
+import os
+
+import h5py
+import numpy as np
+
+from dietsnn_deploy.atomic import atomic_path
+from dietsnn_deploy.spine.network import ConvLayer, DenseLayer, DeployedNetwork, FlattenLayer, Layer
+from dietsnn_deploy.spine.neurons import get_neuron_model
+from exporters.netx.metadata import write_metadata
+
+
+def _write_string(group: h5py.Group, name: str, value: str) -> None:
+    group.create_dataset(name, (1,), "S10", [value.encode("ascii")])
+
+
+def _write_neuron(group: h5py.Group, layer: Layer) -> None:
+    cell = group.create_group("neuron")
+    for name, value in get_neuron_model(layer.neuron.model).netx_fields(layer.neuron).items():
+        if isinstance(value, str):
+            _write_string(cell, name, value)
+        else:
+            cell.create_dataset(name, data=value)
+
+
+def _write_layer(group: h5py.Group, layer: Layer) -> None:
+    _write_string(group, "type", layer.kind)
+    if isinstance(layer, FlattenLayer):
+        return
+    group.create_dataset("shape", data=np.asarray(layer.shape, dtype=np.int64))
+    if isinstance(layer, ConvLayer):
+        group.create_dataset("weight", data=layer.weight.astype(np.int16))  # 8-bit values
+        group.create_dataset("stride", data=np.asarray(layer.stride, dtype=np.int64))
+        group.create_dataset("padding", data=np.asarray(layer.padding, dtype=np.int64))
+        group.create_dataset("dilation", data=np.ones(2, dtype=np.int64))
+        group.create_dataset("groups", data=1)
+    elif isinstance(layer, DenseLayer):
+        group.create_dataset("weight", data=layer.weight.astype(np.int16))  # 8-bit values
+    _write_neuron(group, layer)
+
+
+def write_netx(net: DeployedNetwork, path: str | os.PathLike) -> None:
+    """Validate ``net`` and write it atomically as a netx HDF5 file ``netx.hdf5.Network`` loads."""
+    net.validate()
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        layers = f.create_group("layer")
+        for index, layer in enumerate(net.layers):
+            _write_layer(layers.create_group(str(index)), layer)
+        write_metadata(f, net)

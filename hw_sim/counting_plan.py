@@ -1,0 +1,144 @@
+"""What the op counter needs to know about each neuron layer of a deployed network.
+
+One row per neuron layer of the :class:`DeployedNetwork` (input, conv, dense, readout), read
+off the network's own geometry (:mod:`dietsnn_deploy.spine.network`): each synapse's fan-out on
+the folded geometry that runs on chip, and the ANN's MACs (eq. 16) on the original, unfolded
+layers. The input row also carries the host conv's cost per analog frame and the fan-out of
+an input pixel, which prices binary input frames (:mod:`dietsnn_deploy.spine.encodings`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine import geometry
+from dietsnn_deploy.spine.encodings import get_encoding
+from dietsnn_deploy.spine.encodings.base import StepKind
+from dietsnn_deploy.spine.network import ConvLayer, DenseLayer, DeployedNetwork, FlattenLayer
+
+Kind = Literal["input", "conv", "dense", "readout", "total"]
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """A conv layer's synapses as deployed (folded kernel, stride and padding)."""
+
+    in_shape: geometry.Shape3
+    out_shape: geometry.Shape3
+    kernel: geometry.Pair
+    stride: geometry.Pair
+    padding: geometry.Pair
+
+    def fan_out_map(self) -> np.ndarray:
+        """(H_in, W_in) int64: output neurons reached by one input spike at each position."""
+        return geometry.conv_fan_out_map(
+            self.in_shape, self.out_shape, self.kernel, self.stride, self.padding
+        )
+
+
+@dataclass(frozen=True)
+class DenseGeometry:
+    """A dense layer's synapses: every input neuron reaches all ``out_features``."""
+
+    in_features: int
+    out_features: int
+
+
+@dataclass(frozen=True)
+class LayerGeometry:
+    """What the counter needs to know about one neuron layer.
+
+    ``host_macs`` is the analog host conv's MACs per image (× the analog steps); for the input
+    row, ``frames`` is the host conv's geometry on the input image (it prices binary frames)
+    and ``step_kinds`` the encoding's kind of every step.
+    """
+
+    name: str
+    kind: Kind
+    index: int  # position in DeployedNetwork.layers and SpikeRecord.spikes
+    shape: tuple[int, ...]
+    source: int | None  # index of the neuron layer whose spikes feed this one
+    synapse: ConvGeometry | DenseGeometry | None
+    ann_macs: int
+    host_macs: int
+    spiking: bool
+    frames: ConvGeometry | None = None
+    step_kinds: tuple[StepKind, ...] = ()
+
+    @property
+    def neurons(self) -> int:
+        return int(np.prod(self.shape))
+
+
+def _layer_name(name: str, readout: bool, pool: int) -> str:
+    """``conv2``/``fc1``/``readout``, prefixed ``pool+`` when a pool is folded into it."""
+    name = "readout" if readout else name
+    return f"pool+{name}" if pool > 1 else name
+
+
+def counting_plan(net: DeployedNetwork) -> list[LayerGeometry]:
+    """The geometry of every neuron layer of ``net``, named conv1 (host) … readout."""
+    net.validate(netx_exact=False)
+    layers, encoder = net.layers, net.encoder
+    kinds = get_encoding(encoder.encoding).step_kinds(net.timesteps)
+    analog_steps = sum(kind == "analog" for kind in kinds)
+    plan = [
+        LayerGeometry(
+            name="conv1",
+            kind="input",
+            index=0,
+            shape=tuple(layers[0].shape),
+            source=None,
+            synapse=None,
+            ann_macs=encoder.macs,
+            host_macs=encoder.macs * analog_steps,
+            spiking=layers[0].neuron.spiking,
+            frames=ConvGeometry(
+                encoder.in_shape,
+                encoder.out_shape,
+                encoder.kernel,
+                encoder.stride,
+                encoder.padding,
+            ),  # fmt: skip
+            step_kinds=kinds,
+        )
+    ]
+    convs, denses, source = 1, 0, 0
+    for index, layer in enumerate(layers[1:], start=1):
+        if isinstance(layer, FlattenLayer):
+            continue
+        readout = index == len(layers) - 1
+        if isinstance(layer, ConvLayer):
+            convs += 1
+            name = _layer_name(f"conv{convs}", readout, layer.pool)
+            synapse: ConvGeometry | DenseGeometry = ConvGeometry(
+                tuple(layer.in_shape), tuple(layer.shape), layer.kernel, tuple(layer.stride),
+                tuple(layer.padding),
+            )  # fmt: skip
+            kind: Kind = "readout" if readout else "conv"
+        elif isinstance(layer, DenseLayer):
+            denses += 1
+            name = _layer_name(f"fc{denses}", readout, layer.pool)
+            synapse = DenseGeometry(layer.in_features, layer.shape[0])
+            kind = "readout" if readout else "dense"
+        else:
+            raise DeployError(f"layer {index}: unsupported kind {getattr(layer, 'kind', layer)}")
+        plan.append(
+            LayerGeometry(
+                name=name,
+                kind=kind,
+                index=index,
+                shape=tuple(layer.shape),
+                source=source,
+                synapse=synapse,
+                ann_macs=layer.ann_macs(),
+                host_macs=0,
+                spiking=layer.neuron.spiking,
+            )
+        )
+        source = index
+    return plan
