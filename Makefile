@@ -34,6 +34,7 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/lint-imports --no-cache
 
 demo: install
 	$(VENV)/bin/dietsnn-deploy demo

@@ -37,6 +37,7 @@ from dietsnn_deploy.spine.network import (
 )
 from dietsnn_deploy.spine.neurons import get_neuron_model
 from dietsnn_deploy.spine.record import HostDrive, SpikeRecord
+from dietsnn_deploy.spine.settings import check_memory
 from hw_sim.host import host_drive
 from hw_sim.synapses import ConvSynapse, DenseSynapse, wrap_current
 
@@ -62,6 +63,12 @@ class Emulator:
             None if isinstance(layer, FlattenLayer) else get_neuron_model(layer.neuron.model)
             for layer in net.layers
         ]
+
+    def bytes_per_image(self) -> int:
+        """Memory one image needs in a batch: every layer's spikes (1 byte per neuron-step)
+        plus the widest layer's int64 input, current and potential (24 bytes per neuron-step)."""
+        sizes = [int(np.prod(layer.shape)) for layer in self.net.layers]
+        return self.net.timesteps * (sum(sizes) + 24 * max(sizes))
 
     def run(self, drive: torch.Tensor | HostDrive, *, record: bool = True) -> SpikeRecord:
         """Emulate one batch; ``drive`` is the host's int64 drive: a :class:`HostDrive`, or a
@@ -177,6 +184,9 @@ def classify(
     if batch_size < 1:
         raise DeployError(f"batch_size must be ≥ 1, got {batch_size}")
     emulator = Emulator(net, saturate_a_in=saturate_a_in)
+    batch = min(batch_size, max(len(images), 1))
+    check_memory(emulator.bytes_per_image() * batch, f"emulating a batch of {batch} at T = "
+                 f"{net.timesteps}")  # fmt: skip
     readouts: list[torch.Tensor] = []
     counts: list[int | None] = [
         None if isinstance(layer, FlattenLayer) or not layer.neuron.spiking else 0

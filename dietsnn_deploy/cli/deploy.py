@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -17,16 +16,22 @@ from dietsnn_deploy.cli.app import cli
 @click.option("--arch", help="architecture, for official DIET-SNN checkpoints")
 @click.option("--dataset", help="dataset, for official DIET-SNN checkpoints")
 @click.option("--calibration", default=512, show_default=True, type=click.IntRange(1))
-def export(checkpoint, output, data_dir, arch, dataset, calibration) -> None:
+@click.option(
+    "--fit-a-in",
+    type=click.Choice(["worst", "measured"]),
+    help="choose scales so one step's input fits Loihi's int16 a_in port: at worst case, or "
+    "as measured on the calibration images",
+)
+def export(checkpoint, output, data_dir, arch, dataset, calibration, fit_a_in) -> None:
     """Quantize a trained checkpoint to Loihi fixed point and write a netx HDF5 file."""
+    from dietsnn_deploy.services.deploy import default_output, export_summary, quantization_table
     from dietsnn_deploy.services.deploy import export as run_export
-    from dietsnn_deploy.services.deploy import export_summary, quantization_table
     from dietsnn_deploy.services.networks import LoadOptions
-    from dietsnn_deploy.services.outputs import check_outputs
 
-    output = Path(output or Path(checkpoint).with_suffix(".net"))
-    check_outputs([checkpoint], [output])
-    options = LoadOptions(data_dir=data_dir, arch=arch, dataset=dataset, calibration=calibration)
+    options = LoadOptions(
+        data_dir=data_dir, arch=arch, dataset=dataset, calibration=calibration, fit_a_in=fit_a_in
+    )
+    output = output or default_output(checkpoint)
     net = run_export(checkpoint, output, options)
     click.echo(quantization_table(net))
     click.echo(export_summary(net, output))

@@ -5,12 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from dietsnn_deploy.services.networks import LoadOptions, load_network
+from dietsnn_deploy.services.outputs import check_outputs
 from dietsnn_deploy.spine.network import DeployedNetwork
 from exporters.netx import write_netx
 
 
+def default_output(source: str | Path) -> Path:
+    """``model.pt`` → ``model.net``."""
+    return Path(source).with_suffix(".net")
+
+
 def export(source: str | Path, output: str | Path, options: LoadOptions) -> DeployedNetwork:
-    """Quantize (or re-read) ``source`` and write it to ``output`` as netx HDF5."""
+    """Quantize (or re-read) ``source`` and write it to ``output`` as netx HDF5; an output
+    that is the source is refused before any work."""
+    check_outputs([source], [output])
     net = load_network(source, options)
     write_netx(net, output)
     return net

@@ -18,7 +18,7 @@ from dietsnn_deploy.spine.network import DeployedNetwork
 from dietsnn_deploy.training.checkpoints import ModelInfo, load_checkpoint
 from dietsnn_deploy.training.models import DietNet
 from dietsnn_deploy.training.pipeline import calibration_images
-from dietsnn_deploy.training.quantize import quantize
+from dietsnn_deploy.training.quantize import A_IN_FITS, quantize
 from exporters.netx import is_hdf5, read_netx
 
 
@@ -32,10 +32,13 @@ class LoadOptions:
     dataset: str | None = None
     calibration: int = 512
     timesteps: int | None = None
+    fit_a_in: str | None = None  # "worst" or "measured": scales that keep a_in within int16
 
     def __post_init__(self) -> None:
         if self.dataset is not None:
             check_name(self.dataset)  # an unknown name fails before any work
+        if self.fit_a_in is not None and self.fit_a_in not in A_IN_FITS:
+            raise DeployError(f"unknown a_in fit {self.fit_a_in!r}; choose from worst, measured")
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,7 @@ def deploy_model(model: DietNet, info: ModelInfo, options: LoadOptions) -> Deplo
         mean=info.mean,
         std=info.std,
         dataset=info.dataset,
+        fit_a_in=options.fit_a_in,
     )
 
 

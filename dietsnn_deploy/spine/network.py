@@ -236,6 +236,12 @@ class ConvLayer:
         if out != tuple(self.shape) or min(out) < 1:
             raise DeployError(f"{where}: shape {tuple(self.shape)} is not the conv output {out}")
         _check_weights(weight, where, dense=False, netx_exact=netx_exact)
+        folded = geometry.unfold_conv(weight, self.stride, self.padding, self.pool, self.in_shape)
+        if self.pool > 1 and folded is None:
+            raise DeployError(
+                f"{where}: weights, stride and padding are not a folded {self.pool}×"
+                f"{self.pool} pool (pool {self.pool} does not fit the layer)"
+            )
 
 
 @dataclass(frozen=True)
@@ -311,6 +317,20 @@ def _check_weights(weight: np.ndarray, where: str, *, dense: bool, netx_exact: b
         raise DeployError(f"{where}: weights must be a non-empty integer array")
 
 
+def _check_dense_pool(where: str, layer: DenseLayer, before: Layer) -> None:
+    """A pool folded into a dense layer repeats each weight over its window of the flattened
+    map: the map must be known (a flatten before it) and the weights must unfold."""
+    k = layer.pool
+    if not isinstance(before, FlattenLayer):
+        raise DeployError(f"{where}: a folded pool needs the flatten of a map before it")
+    channels, height, width = before.in_shape
+    unfolded = None
+    if height % k == 0 and width % k == 0:
+        unfolded = geometry.unfold_pool(layer.weight.reshape(-1, channels, height, width), k)
+    if unfolded is None:
+        raise DeployError(f"{where}: weights are not a folded {k}×{k} pool (pool {k} does not fit)")
+
+
 def _check_pool(where: str, pool) -> None:
     if not _is_int(pool) or pool < 1:
         raise DeployError(f"{where}: pool must be an integer ≥ 1, got {pool}")
@@ -342,6 +362,8 @@ def validate_layers(layers: list[Layer], *, netx_exact: bool = True) -> None:
     for index, layer in enumerate(layers):
         name = where(index, layer)
         layer.check(name, previous, netx_exact)
+        if isinstance(layer, DenseLayer) and layer.pool > 1:
+            _check_dense_pool(name, layer, layers[index - 1])
         if not isinstance(layer, FlattenLayer):
             layer.neuron.check(name, netx_exact)
             if layer is not readout and not layer.neuron.spiking:

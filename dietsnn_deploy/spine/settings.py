@@ -33,6 +33,33 @@ def check_timesteps(value, what: str = "timesteps") -> int:
     return int(value)
 
 
+def available_memory() -> int | None:
+    """Bytes of memory the system can still give (``MemAvailable``), None where unknown."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def check_memory(needed: float, what: str, *, device: torch.device | None = None) -> None:
+    """Refuse up front a run whose estimated need exceeds 90 % of the available memory (CPU
+    runs; a GPU run's need is checked against the device's free memory)."""
+    if device is not None and device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        available = int(free)
+    else:
+        available = available_memory()
+    if available is not None and needed > 0.9 * available:
+        raise DeployError(
+            f"{what} needs about {needed / 2**30:.1f} GiB of memory, {available / 2**30:.1f} GiB "
+            "is available; lower -T or the batch size"
+        )
+
+
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` (CUDA if present, else MPS, else CPU), ``cpu``, ``cuda``, ``cuda:N`` or ``mps``;
     a device that is not there is refused."""

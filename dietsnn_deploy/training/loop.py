@@ -17,7 +17,7 @@ from torch import nn
 from tqdm import tqdm
 
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.spine.settings import RunSettings, check_memory
 from dietsnn_deploy.training.models import DietNet
 
 
@@ -33,6 +33,19 @@ class EvalResult:
 def _check_finite(loss: torch.Tensor, stage: str) -> None:
     if not torch.isfinite(loss):
         raise DeployError(f"{stage}: loss became {loss.item()} (diverged; lower the learning rate)")
+
+
+#: Bytes a spiking run holds per neuron, step and image: fp32 current, potential and spike,
+#: and in training what autograd saves for the backward pass (measured on vgg5: about 30).
+BYTES_PER_NEURON_STEP = {"train": 40, "eval": 12}
+
+
+def check_run_memory(model: DietNet, batch: int, settings: RunSettings, mode: str) -> None:
+    """Refuse, before any work, a spiking run that would not fit in memory (with the figure)."""
+    if model.spiking:
+        needed = BYTES_PER_NEURON_STEP[mode] * model.neurons_per_image() * batch
+        check_memory(needed * settings.timesteps, f"a {mode} step of batch {batch} at "
+                     f"T = {settings.timesteps}", device=settings.device)  # fmt: skip
 
 
 def logits_of(model: DietNet, images: torch.Tensor, settings: RunSettings) -> torch.Tensor:
@@ -52,6 +65,7 @@ def evaluate(
 ) -> EvalResult:
     """Accuracy of the model in its current mode; SNNs also report per-layer spike rates."""
     model.eval()
+    check_run_memory(model, _batch_size(loader), settings, "eval")
     correct = total = 0
     loss_sum = 0.0
     spike_sums: dict[str, float] = {}
@@ -77,6 +91,12 @@ def evaluate(
     return EvalResult(correct / total, loss_sum / total, rates)
 
 
+def _batch_size(loader) -> int:
+    """The loader's batch size (a batch sampler's when the dataset answers whole batches)."""
+    sampler = getattr(loader, "batch_sampler", None)
+    return getattr(loader, "batch_size", None) or getattr(sampler, "batch_size", None) or 1
+
+
 def fit(
     model: DietNet,
     train_loader,
@@ -94,6 +114,7 @@ def fit(
     """Train ``epochs`` epochs from ``start_epoch``; evaluate and call ``on_epoch(entry)``
     after each (entry: stage, epoch, train loss/accuracy, test accuracy, thresholds, leaks)."""
     base_lrs = [group["lr"] for group in optimizer.param_groups]
+    check_run_memory(model, _batch_size(train_loader), settings, "train")
     history = []
     for epoch in range(start_epoch, epochs):
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):

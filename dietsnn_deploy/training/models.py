@@ -123,6 +123,24 @@ class DietNet(nn.Module):
     def neuron_keys(self) -> list[str]:
         return [k[1:] for k in self.threshold.keys()]
 
+    def neurons_per_image(self) -> int:
+        """Neurons of every synaptic layer's output for one image (spiking layers and the
+        readout): what a run holds per step and image."""
+        counted = []
+        hooks = [
+            m.register_forward_hook(lambda mod, inp, out: counted.append(out[0].numel()))
+            for m in self.modules()
+            if isinstance(m, nn.Conv2d | nn.Linear)
+        ]
+        try:
+            with torch.no_grad():
+                weight = next(self.parameters())
+                self.forward_ann(torch.zeros((1, *self.in_shape), device=weight.device))
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return sum(counted)
+
     def thresholds(self) -> list[float]:
         return [float(p.detach()) for p in self.threshold.values()]
 

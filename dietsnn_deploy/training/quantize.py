@@ -124,9 +124,27 @@ class LayerScale:
         return self.scale * self.pool**2
 
 
-def layer_scales(model: DietNet, drive_max: float, timesteps: int) -> list[LayerScale]:
+A_IN_FITS = ("worst", "measured")
+
+
+def layer_scales(
+    model: DietNet,
+    drive_max: float,
+    timesteps: int,
+    *,
+    fit_a_in: str | None = None,
+    calibration: torch.Tensor | None = None,
+) -> list[LayerScale]:
     """Per-synapse scales (host conv first): full 8-bit weight range, bounded so thresholds
-    fit 17 bits and the readout can never reach its threshold in ``timesteps`` steps."""
+    fit 17 bits and the readout can never reach its threshold in ``timesteps`` steps.
+
+    ``fit_a_in`` also bounds each synaptic layer's scale so that one step's input fits the
+    chip's int16 ``a_in`` port: ``worst`` at the worst case over any spikes (checked on the
+    rounded weights, :meth:`ConvLayer.input_bound`), ``measured`` at the largest input the
+    float model receives on the ``calibration`` images (which can still be exceeded)."""
+    if fit_a_in is not None and fit_a_in not in A_IN_FITS:
+        raise DeployError(f"unknown a_in fit {fit_a_in!r}; choose from {', '.join(A_IN_FITS)}")
+    measured = _measured_inputs(model, calibration, timesteps) if fit_a_in == "measured" else {}
     scales = []
     for index, syn in enumerate(synapses(model)):
         weight = raw_weight(syn.module).double()
@@ -141,14 +159,56 @@ def layer_scales(model: DietNet, drive_max: float, timesteps: int) -> list[Layer
         if syn.key is None:
             row_sum = float(weight.abs().sum(1).max()) * syn.pool**2
             scale = min(scale, (loihi.THRESHOLD_MAX - 1) / (timesteps * row_sum * 1.01))
-            weight_np = weight.numpy()
-            while not _readout_fits(weight_np, scale, syn.pool, timesteps):
-                scale *= 0.99  # rounding added more than the 1 % margin
         else:
             threshold = _threshold_of(model, syn.key)
             scale = min(scale, loihi.THRESHOLD_MAX / (threshold * syn.pool**2))
+        if fit_a_in == "measured" and measured.get(index, 0.0) > 0:
+            scale = min(scale, loihi.A_IN_MAX / (measured[index] * syn.pool**2))
+        weight_np = weight.numpy()
+        while (shrink := _shrink(syn, weight_np, scale, timesteps, fit_a_in == "worst")) < 1:
+            scale *= shrink
         scales.append(LayerScale(scale, syn.pool))
     return scales
+
+
+def _shrink(syn: Synapse, weight: np.ndarray, scale: float, timesteps: int, worst_a_in: bool):
+    """1 if the rounded weights at ``scale`` keep the readout out of reach (readout) and, with
+    ``worst_a_in``, every step's input within int16; else the factor to scale down by
+    (rounding can push a bound just past its limit: at least 1 % at a time)."""
+    factor = 1.0
+    if syn.key is None and not _readout_fits(weight, scale, syn.pool, timesteps):
+        factor = 0.99
+    if worst_a_in:
+        w_int, _ = quantize_weights(weight, scale)
+        bound = _synaptic_layer(syn, w_int, Neuron(0, 0)).input_bound()
+        if bound > loihi.A_IN_MAX:
+            factor = min(factor, 0.99, 0.999 * loihi.A_IN_MAX / bound)
+    return factor
+
+
+def _measured_inputs(model: DietNet, images: torch.Tensor | None, timesteps: int):
+    """Largest |W·x| each synapse (by index) computes while the float SNN runs on ``images``
+    (x = the pooled spikes it receives), in float units."""
+    if images is None:
+        raise DeployError("a measured a_in fit needs calibration images")
+    syns = synapses(model)
+    peaks: dict[int, float] = {}
+
+    def hook(index):
+        def record(module, inputs, output):
+            peaks[index] = max(peaks.get(index, 0.0), float(output.detach().abs().max()))
+
+        return record
+
+    handles = [s.module.register_forward_hook(hook(i)) for i, s in enumerate(syns) if i > 0]
+    try:
+        with torch.no_grad():
+            model.eval()
+            model.run_snn(images, timesteps, generator=torch.Generator().manual_seed(0))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return peaks
 
 
 def host_drive_max(model: DietNet, images: torch.Tensor, timesteps: int) -> float:
@@ -190,11 +250,14 @@ def quantize(
     mean: tuple[float, ...],
     std: tuple[float, ...],
     dataset: str = "",
+    fit_a_in: str | None = None,
 ) -> DeployedNetwork:
     """The deployed integer network of a trained SNN run for ``timesteps`` steps;
-    ``calibration`` = normalised images that set the host drive's scale."""
+    ``calibration`` = normalised images that set the host drive's scale (and, with
+    ``fit_a_in="measured"``, the measured inputs; see :func:`layer_scales`)."""
     syns = synapses(model)
-    scales = layer_scales(model, host_drive_max(model, calibration, timesteps), timesteps)
+    drive_max = host_drive_max(model, calibration, timesteps)
+    scales = layer_scales(model, drive_max, timesteps, fit_a_in=fit_a_in, calibration=calibration)
     first = syns[0].module
     encoder = HostEncoder(
         weight=first.weight.detach().numpy().astype(np.float64),
@@ -227,16 +290,10 @@ def quantize(
         weight = raw_weight(syn.module).numpy().astype(np.float64)
         w_int, saturated = quantize_weights(weight, ls.scale)
         rmse = float(np.sqrt(np.mean((w_int / ls.scale - weight) ** 2)))
-        if isinstance(syn.module, nn.Conv2d):
-            layers.append(_conv_layer(syn, w_int, shape, neuron))
-            shape = layers[-1].shape
-        else:
-            if len(shape) == 3:
-                layers.append(FlattenLayer(in_shape=shape))
-                unfolded = w_int.reshape(-1, *geometry.pooled_shape(shape, syn.pool))
-                w_int = geometry.fold_pool(unfolded, syn.pool).reshape(w_int.shape[0], -1)
-            layers.append(DenseLayer(weight=w_int, neuron=neuron, pool=syn.pool))
-            shape = (w_int.shape[0],)
+        if isinstance(syn.module, nn.Linear) and len(shape) == 3:
+            layers.append(FlattenLayer(in_shape=shape))
+        layers.append(_synaptic_layer(syn, w_int, neuron))
+        shape = layers[-1].shape
         bound = layers[-1].input_bound()
         report.append(LayerQuantization(name, ls.scale, rmse, saturated, *_nq(neuron), bound))
     return DeployedNetwork(
@@ -268,8 +325,16 @@ def _neuron(model: DietNet, syn: Synapse, ls: LayerScale) -> Neuron:
     return Neuron(v_decay=int(loihi.v_decay(np.float64(leak))), threshold=threshold_int, model=name)
 
 
-def _conv_layer(syn: Synapse, w_int: np.ndarray, in_shape, neuron: Neuron) -> ConvLayer:
-    conv, k = syn.module, syn.pool
+def _synaptic_layer(syn: Synapse, w_int: np.ndarray, neuron: Neuron) -> ConvLayer | DenseLayer:
+    """The deployed conv or dense layer of ``syn`` with integer weights ``w_int`` (original
+    geometry): the pool in front of it folded in (:mod:`dietsnn_deploy.spine.geometry`)."""
+    k, in_shape = syn.pool, tuple(syn.in_shape)
+    if isinstance(syn.module, nn.Linear):
+        if len(in_shape) == 3:  # after the flatten of a (pooled) map
+            unfolded = w_int.reshape(-1, *geometry.pooled_shape(in_shape, k))
+            w_int = geometry.fold_pool(unfolded, k).reshape(w_int.shape[0], -1)
+        return DenseLayer(weight=w_int, neuron=neuron, pool=k)
+    conv = syn.module
     stride, padding = geometry.fold_stride_padding(conv.stride, conv.padding, k)
     weight = geometry.fold_pool(w_int, k)
     kernel = (int(weight.shape[2]), int(weight.shape[3]))
@@ -277,7 +342,7 @@ def _conv_layer(syn: Synapse, w_int: np.ndarray, in_shape, neuron: Neuron) -> Co
         weight=weight,
         stride=stride,
         padding=padding,
-        in_shape=tuple(in_shape),
+        in_shape=in_shape,
         shape=geometry.conv_output_shape(in_shape, conv.out_channels, kernel, stride, padding),
         neuron=neuron,
         pool=k,
