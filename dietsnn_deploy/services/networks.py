@@ -100,6 +100,7 @@ def _load_checkpoint(path: Path, options: LoadOptions) -> DeployedNetwork:
     return deploy_model(model, info, options)
 
 
+NETX_SUFFIXES = (".net", ".h5", ".hdf5")
 FORMATS: tuple[NetworkFormat, ...] = (
     NetworkFormat("netx", _is_netx, _load_netx),
     NetworkFormat("checkpoint", lambda path: not is_hdf5(path), _load_checkpoint),
@@ -111,6 +112,10 @@ def network_format(path: str | Path) -> NetworkFormat:
     path = Path(path)
     if not path.is_file():
         raise DeployError(f"file not found: {path}")
+    if path.suffix.lower() in NETX_SUFFIXES and not is_hdf5(path):
+        raise DeployError(
+            f"{path}: not an HDF5 file, so not a netx network (damaged or another format)"
+        )
     for candidate in FORMATS:
         if candidate.recognise(path):
             return candidate

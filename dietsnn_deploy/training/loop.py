@@ -92,9 +92,13 @@ def evaluate(
 
 
 def _batch_size(loader) -> int:
-    """The loader's batch size (a batch sampler's when the dataset answers whole batches)."""
-    sampler = getattr(loader, "batch_sampler", None)
-    return getattr(loader, "batch_size", None) or getattr(sampler, "batch_size", None) or 1
+    """The largest batch the loader gives: its batch size (or its batch sampler's, when the
+    dataset answers whole batches), at most the dataset's size."""
+    size = getattr(loader, "batch_size", None)
+    for sampler in (getattr(loader, "batch_sampler", None), getattr(loader, "sampler", None)):
+        size = size or getattr(sampler, "batch_size", None)
+    dataset = getattr(loader, "dataset", None)
+    return min(size or 1, len(dataset)) if dataset is not None else (size or 1)
 
 
 def fit(
