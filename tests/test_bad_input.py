@@ -19,6 +19,7 @@ from dietsnn_deploy.atomic import atomic_path
 from dietsnn_deploy.data import dataset_info
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.interrupts import Terminated
+from dietsnn_deploy.training.checkpoint_schema import payload_digest
 from dietsnn_deploy.training.checkpoints import ModelInfo, save_checkpoint
 from dietsnn_deploy.training.models import build_model
 from dietsnn_deploy.training.pipeline import calibration_images
@@ -222,8 +223,11 @@ def test_not_hdf5_says_so(tmp_path, monkeypatch, capsys):
 
 
 def _rewritten(files, tmp_path, change) -> Path:
+    """The checkpoint changed and signed again (as a tool that rewrites it would): the field
+    checks, not the checksum, must catch the change."""
     payload = torch.load(files / "snn.pt", weights_only=True)
     change(payload)
+    payload["digest"] = payload_digest(payload)
     path = tmp_path / "changed.pt"
     torch.save(payload, path)
     return path
@@ -262,6 +266,22 @@ def test_checkpoint_fields_are_checked_against_their_meaning(
     assert_one_error_line(err, "")
     assert len(err) < 260
     assert re.search(message, err), err
+
+
+def test_a_changed_checkpoint_fails_its_checksum_and_version_1_files_still_load(files, tmp_path):
+    from dietsnn_deploy.training.checkpoints import load_checkpoint
+
+    payload = torch.load(files / "snn.pt", weights_only=True)
+    payload["state_dict"]["features.3.weight"].view(-1)[7] += 1e-6  # one weight, slightly
+    torch.save(payload, tmp_path / "edited.pt")
+    with pytest.raises(DeployError, match="checksum mismatch"):
+        load_checkpoint(tmp_path / "edited.pt")
+    original = torch.load(files / "snn.pt", weights_only=True)
+    del original["digest"]
+    original["format"] = "dietsnn-deploy/1"  # written before checkpoints were signed
+    torch.save(original, tmp_path / "v1.pt")
+    model, _ = load_checkpoint(tmp_path / "v1.pt")
+    assert torch.equal(model.features[3].weight, original["state_dict"]["features.3.weight"])
 
 
 def test_unsafe_checkpoint_is_refused_in_our_words(tmp_path, monkeypatch, capsys):

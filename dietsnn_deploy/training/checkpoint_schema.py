@@ -8,6 +8,7 @@ and neuron parameters. Every reader of checkpoints goes through these two.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +23,8 @@ from dietsnn_deploy.spine.neurons import NEURON_MODELS, RESETS
 from dietsnn_deploy.spine.settings import check_timesteps
 from dietsnn_deploy.training.models import ARCHITECTURES
 
-FORMAT = "dietsnn-deploy/1"
+FORMAT = "dietsnn-deploy/2"  # written: carries a digest
+FORMATS = ("dietsnn-deploy/1", FORMAT)  # read (version 1 has no digest)
 STAGES = ("ann", "converted", "snn", "hardware")
 MAX_SIDE = 4096  # largest image side or channel count a checkpoint may claim
 MAX_CLASSES = 100_000
@@ -200,6 +202,44 @@ def _history(p: _Payload) -> list[dict]:
             ):
                 raise p.fail(where, f"has {key} that are not a list of numbers")
     return history
+
+
+def payload_digest(payload: dict) -> str:
+    """SHA-256 of a checkpoint payload except its ``digest``, in a canonical form: keys sorted,
+    tensors as dtype, shape and bytes, numbers by their exact repr."""
+    hasher = hashlib.sha256()
+    _feed(hasher, {k: v for k, v in payload.items() if k != "digest"})
+    return hasher.hexdigest()
+
+
+def _feed(hasher, value) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous()
+        hasher.update(f"tensor{tensor.dtype}{tuple(tensor.shape)}".encode())
+        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        hasher.update(f"dict{len(value)}".encode())
+        for key in sorted(value, key=str):
+            hasher.update(f"{key!r}:".encode())
+            _feed(hasher, value[key])
+    elif isinstance(value, list | tuple):
+        hasher.update(f"seq{len(value)}".encode())
+        for item in value:
+            _feed(hasher, item)
+    else:
+        hasher.update(f"{type(value).__name__}:{value!r};".encode())
+
+
+def check_digest(payload: dict, path: Path) -> None:
+    """Refuse a version-2 checkpoint whose contents changed after it was written."""
+    if payload.get("format") != FORMAT:
+        return
+    digest = payload.get("digest")
+    if not isinstance(digest, str) or digest != payload_digest(payload):
+        raise DeployError(
+            f"{path}: checksum mismatch: the checkpoint changed after it was written (damaged "
+            "or edited)"
+        )
 
 
 def check_state(state: dict, expected: dict[str, torch.Tensor], path: Path, arch: str) -> None:

@@ -1,8 +1,9 @@
 """Checkpoints: our own format, and the official DIET-SNN code's (``module.``-prefixed).
 
 Our format is a ``torch.save`` dict (tensors, numbers, strings and lists only, so it loads with
-``weights_only=True``) with ``format = "dietsnn-deploy/1"``; the README documents every key and
-:mod:`.checkpoint_schema` checks each one on the way in.
+``weights_only=True``) with ``format = "dietsnn-deploy/2"`` and a ``digest`` of the rest, checked
+on load (``dietsnn-deploy/1`` files, without one, still load); the README documents every key
+and :mod:`.checkpoint_schema` checks each one on the way in.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ from dietsnn_deploy.spine.neurons import get_neuron_model
 from dietsnn_deploy.spine.settings import check_timesteps
 from dietsnn_deploy.training.checkpoint_schema import (
     FORMAT,
+    FORMATS,
     STAGES,
     ModelInfo,
     check_dataset_shape,
+    check_digest,
     check_state,
+    payload_digest,
     read_info,
 )
 from dietsnn_deploy.training.models import ARCHITECTURES, DietNet, build_model
@@ -46,6 +50,7 @@ def save_checkpoint(model: DietNet, info: ModelInfo, path: str | os.PathLike) ->
         leaks=model.leaks(),
         state_dict={_plain_key(k): v.detach().cpu() for k, v in model.state_dict().items()},
     )
+    payload["digest"] = payload_digest(payload)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -101,7 +106,8 @@ def load_checkpoint(
     """
     path = Path(path)
     payload = _read(path)
-    if payload.get("format") == FORMAT:
+    if payload.get("format") in FORMATS:
+        check_digest(payload, path)
         info = read_info(payload, path)
         state = payload["state_dict"]
     else:
