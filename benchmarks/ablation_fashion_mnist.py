@@ -16,8 +16,11 @@ minus --tolerance points. Each network's latency is its smallest T that reaches 
 once a network reaches it its larger T are skipped (unless --all-timesteps). The paper needed
 150 steps for (a) on CIFAR-10 (25, 15 and 5 for (b)-(d)): set --poisson-timesteps to reach that
 far. Energy ratios are E_ANN / E_SNN under paper-45nm, from the exact event counts and with the
-paper's eq. 17 convention (see energy_fashion_mnist.py). With Poisson input the first layer
-receives input spikes, so its operations are accumulates (c = 0).
+paper's eq. 17 convention (see energy_fashion_mnist.py). Every point is counted by the
+standard op counter on the plan of the network deployed at its T. With Poisson input the first
+layer receives binary input spikes, so its operations are the host's accumulates on them (host
+ACs, one per non-zero input pixel and synapse, in b and priced as ACs; c = 0); each point draws
+its Poisson frames from a generator seeded --seed, so measuring it again gives the same counts.
 
 A full Fashion-MNIST vgg5 run is hours per point on two CPU cores: --train-limit and
 --snn-epochs trade fidelity for time and are recorded with every point; a workdir refuses a
@@ -32,30 +35,22 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from energy_fashion_mnist import summarise
 from matplotlib.figure import Figure
-from tqdm import tqdm
 
 from dietsnn_deploy.atomic import atomic_write_bytes, atomic_write_text
-from dietsnn_deploy.checkpoints import load_checkpoint
 from dietsnn_deploy.data import make_loader
-from dietsnn_deploy.deployed import SpikeRecord
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import DietNet, poisson_frames
-from dietsnn_deploy.pipeline import TrainConfig, run_convert, run_snn
-from dietsnn_deploy.quantize import synapses
-from hw_sim.measure import Measurement, measure_float
-from hw_sim.op_counter import (
-    ConvGeometry,
-    LayerGeometry,
-    OpCounter,
-    float_counting_plan,
-    float_spike_record,
-)
+from dietsnn_deploy.services.measure import measure_float
+from dietsnn_deploy.services.networks import LoadOptions, deploy_model
+from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.training.checkpoints import load_checkpoint
+from dietsnn_deploy.training.pipeline import TrainConfig, run_convert, run_snn
+from hw_sim.counting_plan import counting_plan
 
 
 @dataclass(frozen=True)
@@ -89,65 +84,9 @@ PAPER = {
     "d": (5, 0.39, 12.4, 0.9270),
 }
 
-PIXELS = "pixels"  # the row of Poisson input spikes in a counting plan
-
 #: Options that change what a checkpoint holds: a workdir's points must all share them.
 FIDELITY = ("ann", "ann_epochs", "dataset", "arch", "train_limit", "snn_epochs", "snn_lr",
             "neuron_lr", "seed", "percentile", "threshold_scale")  # fmt: skip
-
-
-def poisson_counting_plan(model: DietNet) -> list[LayerGeometry]:
-    """:func:`float_counting_plan` for Poisson input: the input spikes become a source row
-    (``pixels``, at SpikeRecord index len(plan)) and the first conv counts their events
-    (accumulates on its unfolded geometry) instead of host MACs."""
-    encoding = model.encoding
-    model.encoding = "direct"  # same geometry; the plan refuses Poisson models
-    try:
-        plan = float_counting_plan(model)
-    finally:
-        model.encoding = encoding
-    first, conv = plan[0], synapses(model)[0].module
-    pixels = LayerGeometry(
-        PIXELS, "input", len(plan), tuple(model.in_shape), None, None, 0, 0, True
-    )
-    synapse = ConvGeometry(
-        in_shape=tuple(model.in_shape),
-        out_shape=tuple(first.shape),
-        kernel=tuple(conv.kernel_size),
-        stride=tuple(conv.stride),
-        padding=tuple(conv.padding),
-    )
-    conv1 = replace(first, kind="conv", source=pixels.index, synapse=synapse, host_macs=0)
-    return [pixels, conv1, *plan[1:]]
-
-
-def measure_poisson(model: DietNet, loader, seed: int, progress: bool) -> Measurement:
-    """Like :func:`measure_float` for a Poisson-input model: batch i draws its input spikes
-    from a generator seeded ``seed + i`` (reproducible), and those spikes are counted too."""
-    plan = poisson_counting_plan(model)
-    counter = OpCounter(plan, model.timesteps)
-    model.eval()
-    predictions, correct = [], 0
-    batches = tqdm(loader, desc="count ops", unit="batch", leave=False) if progress else loader
-    with torch.no_grad():
-        for i, (images, labels) in enumerate(batches):
-            frames = poisson_frames(
-                images, model.timesteps, torch.Generator().manual_seed(seed + i)
-            )
-            generator = torch.Generator().manual_seed(seed + i)  # run_snn draws the same frames
-            out = model.run_snn(images, record=True, generator=generator)
-            record = float_spike_record(model, out.spikes)
-            counter.add(SpikeRecord(spikes=[*record.spikes, frames], readout=None))
-            predictions.append(out.logits.argmax(1))
-            correct += int((predictions[-1] == labels).sum())
-    counts = counter.result()
-    return Measurement(
-        counts=counts,
-        accuracy=correct / counts.num_images,
-        predictions=torch.cat(predictions),
-        counted_on="float (soft reset), Poisson input",
-        spike_rates={c.name: c.spike_rate for c in counts.layers[1:] if c.kind != "readout"},
-    )
 
 
 def _steps(text: str) -> list[int]:
@@ -262,15 +201,16 @@ class Study:
             limit=self.args.limit,
             normalization=(info.mean, info.std),
         )
+        # counted on the plan of the network deployed at the same T
+        net = deploy_model(model, info, LoadOptions(data_dir=self.args.data_dir, timesteps=steps))
         start = time.perf_counter()
-        if network.encoding == "poisson":
-            measured = measure_poisson(model, loader, self.args.seed, not self.args.quiet)
-            plan, inputs = poisson_counting_plan(model), (PIXELS,)
-        else:
-            measured = measure_float(model, loader, progress=not self.args.quiet)
-            plan, inputs = float_counting_plan(model), ()
+        with torch.random.fork_rng(devices=[]):  # Poisson frames: reproducible, no side effect
+            torch.manual_seed(self.args.seed)
+            measured = measure_float(
+                model, net, loader, RunSettings(steps), progress=not self.args.quiet
+            )
         seconds = time.perf_counter() - start
-        run = summarise(f"({network.key}) T={steps}", measured, plan, seconds, inputs)
+        run = summarise(f"({network.key}) T={steps}", measured, counting_plan(net), seconds)
         point = {
             "network": network.key,
             "description": network.description,
@@ -288,6 +228,7 @@ class Study:
             "ann_macs": run.ann_macs,
             "snn_acs": run.snn_acs,
             "host_macs": run.host_macs,
+            "host_acs": run.host_acs,
             "converted_accuracy": info.converted_accuracy,
             "leaks": model.leaks(),
             "thresholds": model.thresholds(),

@@ -26,8 +26,8 @@ from torch import nn
 
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import DietNet, build_model
-from dietsnn_deploy.training import convert
+from dietsnn_deploy.training.models import DietNet, build_model
+from dietsnn_deploy.training.stages import convert
 
 HEADING = "## Bulk execution vs per-step loop"
 SHAPE = (1, 28, 28)
@@ -70,14 +70,16 @@ def prepared_model(arch: str, images: torch.Tensor, timesteps: int) -> DietNet:
     model = build_model(arch, SHAPE, 10)
     convert(model, images, timesteps=timesteps, scale=0.5, progress=False)
     model.set_neuron_params(leaks=[0.9] * len(model.neuron_keys))
-    model.timesteps = timesteps
     model.train()
     return model
 
 
-def training_step(model: DietNet, optimizer, images, labels, bulk: bool, record: bool = False):
-    """Forward, loss, backward, Adam step, leak clamp; returns the SNN output."""
-    out = model.run_snn(images, bulk=bulk, record=record)
+def training_step(
+    model: DietNet, optimizer, images, labels, timesteps: int, bulk: bool, record: bool = False
+):
+    """Forward over ``timesteps`` steps, loss, backward, Adam step, leak clamp; returns the
+    SNN output."""
+    out = model.run_snn(images, timesteps, bulk=bulk, record=record)
     loss = nn.functional.cross_entropy(out.logits, labels)
     optimizer.zero_grad()
     loss.backward()
@@ -100,7 +102,9 @@ def compare(arch: str, images, labels, timesteps: int, repeats: int) -> Comparis
     for bulk in (True, False):
         optimizer = _fresh(model, state)
         torch.manual_seed(1)
-        outputs.append(training_step(model, optimizer, images, labels, bulk, record=True))
+        outputs.append(
+            training_step(model, optimizer, images, labels, timesteps, bulk, record=True)
+        )
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
     bulk_out, loop_out = outputs
     spikes_identical = all(torch.equal(s, loop_out.spikes[k]) for k, s in bulk_out.spikes.items())
@@ -117,7 +121,7 @@ def compare(arch: str, images, labels, timesteps: int, repeats: int) -> Comparis
             optimizer = _fresh(model, state)
             torch.manual_seed(1)
             start = time.perf_counter()
-            training_step(model, optimizer, images, labels, bulk)
+            training_step(model, optimizer, images, labels, timesteps, bulk)
             times[bulk].append(time.perf_counter() - start)
     return Comparison(
         arch=arch,

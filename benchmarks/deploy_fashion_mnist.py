@@ -30,13 +30,15 @@ import torch
 from results_log import RESULTS, append_results
 
 from dietsnn_deploy.atomic import atomic_write_text
-from dietsnn_deploy.checkpoints import load_checkpoint
 from dietsnn_deploy.data import make_loader
-from dietsnn_deploy.deployed import DeployedNetwork
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.pipeline import TrainConfig, calibration_images, run_finetune
-from dietsnn_deploy.quantize import quantize
-from dietsnn_deploy.training import evaluate
+from dietsnn_deploy.spine.network import DeployedNetwork
+from dietsnn_deploy.spine.neurons import get_neuron_model
+from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.training.checkpoints import load_checkpoint
+from dietsnn_deploy.training.loop import evaluate
+from dietsnn_deploy.training.pipeline import TrainConfig, calibration_images, run_finetune
+from dietsnn_deploy.training.quantize import quantize
 from hw_sim.emulator import Emulator
 from hw_sim.host import encode_drive
 
@@ -100,11 +102,11 @@ def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predictions == labels).double().mean())
 
 
-def float_accuracy(model, loader, reset: str) -> tuple[float, float]:
-    """(accuracy, images/s) of the float SNN with the given reset."""
-    model.reset_mode = reset
+def float_accuracy(model, loader, reset: str, timesteps: int) -> tuple[float, float]:
+    """(accuracy, images/s) of the float SNN with the given reset, run for ``timesteps``."""
+    model.neuron_model = get_neuron_model(model.neuron_model.name, reset)
     start = time.perf_counter()
-    result = evaluate(model, loader)
+    result = evaluate(model, loader, RunSettings(timesteps))
     return result.accuracy, len(loader.dataset) / (time.perf_counter() - start)
 
 
@@ -157,14 +159,21 @@ def run(args: argparse.Namespace) -> Results:
     trained_as = "hard" if info.reset == "hard" else "soft"
     print(TABLE_HEAD, flush=True)
     for reset in ("soft", "hard"):
-        acc, speed = float_accuracy(model, test, reset)
+        acc, speed = float_accuracy(model, test, reset, info.timesteps)
         note = "as trained" if reset == trained_as else "the chip's reset"
         results.rows.append(Row(f"float SNN, {reset} reset", "PyTorch", count, acc, speed, note))
         print(results.rows[-1].markdown(), flush=True)
 
     def quantized_row(step: str) -> DeployedNetwork:
         """Quantize the model as it is now, classify the test set on the emulator, add a row."""
-        net = quantize(model, calibration, mean=info.mean, std=info.std, dataset=info.dataset)
+        net = quantize(
+            model,
+            calibration,
+            timesteps=info.timesteps,
+            mean=info.mean,
+            std=info.std,
+            dataset=info.dataset,
+        )
         run = emulate(net, pixels)
         speed = count / run.run_seconds
         row = Row(
@@ -200,7 +209,7 @@ def run(args: argparse.Namespace) -> Results:
             "fake_quantized_test_accuracy": [h["test_accuracy"] for h in epochs],
             "train_limit": args.train_limit,
         }
-        acc, speed = float_accuracy(model, test, "hard")
+        acc, speed = float_accuracy(model, test, "hard", tuned.timesteps)
         results.rows.append(
             Row(
                 f"hardware-aware fine-tuned ({len(epochs)} ep.), hard reset",

@@ -37,21 +37,20 @@ import torch
 from matplotlib.figure import Figure
 
 from dietsnn_deploy.atomic import atomic_write_bytes, atomic_write_text
-from dietsnn_deploy.checkpoints import ModelInfo, load_checkpoint
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import DietNet
-from hw_sim.energy import MODELS, energy, table3_ratio
-from hw_sim.measure import Measurement, measure_deployed, measure_float, neuron_parameters
-from hw_sim.op_counter import (
-    ConvGeometry,
-    DenseGeometry,
-    LayerGeometry,
-    OpCounts,
-    counting_plan,
-    float_counting_plan,
-)
-from hw_sim.report import plot_leak_threshold
+from dietsnn_deploy.services.measure import measure_float, neuron_parameters
+from dietsnn_deploy.services.networks import LoadOptions, deploy_model, load_network
+from dietsnn_deploy.spine.network import DeployedNetwork
+from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.training.checkpoints import ModelInfo, load_checkpoint
+from dietsnn_deploy.training.models import DietNet
+from hw_sim.counting_plan import ConvGeometry, DenseGeometry, LayerGeometry, counting_plan
+from hw_sim.energy import energy, table3_ratio
+from hw_sim.energy_models import MODELS
+from hw_sim.measure import Measurement, measure_deployed
+from hw_sim.op_counts import OpCounts
+from hw_sim.plots import plot_leak_threshold
 
 PAPER_MODEL = "paper-45nm"
 
@@ -90,13 +89,28 @@ def _full_fan_out(synapse: ConvGeometry | DenseGeometry) -> int:
 
 
 def layer_conventions(counts: OpCounts, plan: Sequence[LayerGeometry]) -> list[LayerConvention]:
-    """Per synaptic layer (every row fed by spikes), eq. 17 against the exact count."""
+    """Per synaptic layer (every row fed by spikes, and the first layer when binary input
+    frames, e.g. Poisson spikes, cost the host accumulates), eq. 17 against the exact count."""
     rows = {geometry.index: row for geometry, row in zip(plan, counts.layers, strict=True)}
     if [g.name for g in plan] != [c.name for c in counts.layers]:
         raise DeployError("counts and counting plan cover different layers")
     out = []
     for geometry, row in zip(plan, counts.layers, strict=True):
         if geometry.source is None:
+            if row.host_acs and geometry.frames is not None and row.ann_macs:
+                # binary input frames: input spike rate = eq. 17 ops / ANN MACs (per pixel)
+                rate = row.eq17_ops / row.ann_macs
+                pixels = int(np.prod(geometry.frames.in_shape))
+                out.append(
+                    LayerConvention(
+                        name=row.name,
+                        source_rate=rate,
+                        ann_macs=row.ann_macs,
+                        eq17_ops=row.eq17_ops,
+                        full_fanout_ops=rate * pixels * _full_fan_out(geometry.frames),
+                        exact_events=row.host_acs,
+                    )
+                )
             continue
         source = rows[geometry.source]
         out.append(
@@ -124,8 +138,9 @@ class RunSummary:
     spike_rates: dict[str, float]  # per spiking layer, spikes per neuron over all T
     average_spike_rate: float  # total spikes / total spiking neurons (Fig. 2a caption)
     ann_macs: float
-    snn_acs: float
+    snn_acs: float  # synaptic events (on chip)
     host_macs: float
+    host_acs: float  # the host's accumulates on binary input frames (Poisson), 0 for direct
     b_exact: float
     b_eq17: float
     c: float
@@ -138,17 +153,13 @@ class RunSummary:
 
 
 def summarise(
-    label: str,
-    measured: Measurement,
-    plan: Sequence[LayerGeometry],
-    seconds: float,
-    inputs: Sequence[str] = (),
+    label: str, measured: Measurement, plan: Sequence[LayerGeometry], seconds: float
 ) -> RunSummary:
     """The figures of one run: b and c from the exact counts and by eq. 17, and ratios.
-    Rows named in ``inputs`` (Poisson input spikes) feed the network but are not its neurons,
-    so they are left out of the spike rates."""
+    b counts the host's accumulates on binary input frames (Poisson) with the synaptic
+    events; c is then 0 (no analog first layer)."""
     counts = measured.counts
-    neurons = [c for c in counts.layers if c.kind != "readout" and c.name not in inputs]
+    neurons = [c for c in counts.layers if c.kind != "readout"]
     conventions = layer_conventions(counts, plan)
     b_exact, b_eq17 = counts.normalised_snn_ops, counts.normalised_eq17_ops
     c = counts.first_layer_share
@@ -165,6 +176,7 @@ def summarise(
         ann_macs=total.ann_macs,
         snn_acs=total.synaptic_events,
         host_macs=total.host_macs,
+        host_acs=total.host_acs,
         b_exact=b_exact,
         b_eq17=b_eq17,
         c=c,
@@ -277,29 +289,22 @@ def _test_loader(info: ModelInfo, data_dir, limit, batch_size: int, raw: bool):
     )
 
 
-def load_deployed(path: str, data_dir, calibration: int):
+def load_deployed(path: str, data_dir, calibration: int) -> DeployedNetwork:
     """A deployed network from a netx file, or quantized here from a checkpoint."""
-    from exporters.netx import read_netx
-
-    if Path(path).suffix == ".net":
-        return read_netx(path)
-    from dietsnn_deploy.pipeline import calibration_images
-    from dietsnn_deploy.quantize import quantize
-
-    model, info = load_checkpoint(path, data_dir=data_dir)
-    if info.stage == "ann":
-        raise DeployError(f"{path} is an ANN checkpoint; convert and train it first")
-    images = calibration_images(info, data_dir, calibration)
-    return quantize(model, images, mean=info.mean, std=info.std, dataset=info.dataset)
+    return load_network(path, LoadOptions(data_dir=data_dir, calibration=calibration))
 
 
-def measure_float_run(model: DietNet, info: ModelInfo, args) -> RunSummary:
+def measure_float_run(model: DietNet, info: ModelInfo, net: DeployedNetwork, args) -> RunSummary:
+    """The float SNN at its checkpoint's T, counted on the plan of ``net``, the model
+    deployed at that T."""
     loader = _test_loader(info, args.data_dir, args.limit, args.batch_size, raw=False)
     start = time.perf_counter()
-    measured = measure_float(model, loader, progress=not args.quiet)
+    measured = measure_float(
+        model, net, loader, RunSettings(info.timesteps), progress=not args.quiet
+    )
     seconds = time.perf_counter() - start
-    label = f"float ({model.reset_mode} reset)"
-    return summarise(label, measured, float_counting_plan(model), seconds)
+    label = f"float ({model.neuron_model.reset} reset)"
+    return summarise(label, measured, counting_plan(net), seconds)
 
 
 def measure_deployed_run(info: ModelInfo, args) -> RunSummary:
@@ -347,7 +352,11 @@ def main() -> None:
     model, info = load_checkpoint(args.checkpoint, data_dir=args.data_dir)
     if not model.spiking:
         raise DeployError(f"{args.checkpoint} is an ANN checkpoint; convert and train it first")
-    runs = [measure_float_run(model, info, args)]
+    # the float model is counted on the plan of its own deployed network (same T)
+    own_net = deploy_model(
+        model, info, LoadOptions(data_dir=args.data_dir, calibration=args.calibration)
+    )
+    runs = [measure_float_run(model, info, own_net, args)]
     if args.deployed:
         runs.append(measure_deployed_run(info, args))
 
@@ -355,7 +364,7 @@ def main() -> None:
         "spike rates (Fig. 2a)": plot_spike_rates(out / "spike-rates.png", runs),
     }
     try:
-        names, before, after = neuron_parameters(model, info)
+        names, before, after = neuron_parameters(model, info, own_net)
         written["leak and threshold (Fig. 2b)"] = plot_leak_threshold(
             out / "leak-threshold.png", names, before, after
         )
@@ -369,7 +378,7 @@ def main() -> None:
         "arch": info.arch,
         "dataset": info.dataset,
         "stage": info.stage,
-        "reset": model.reset_mode,
+        "reset": model.neuron_model.reset,
         "checkpoint_accuracy": info.accuracy,
         "ann_accuracy": info.ann_accuracy,
         "energy_models": {name: m.constants() for name, m in MODELS.items()},

@@ -45,33 +45,33 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dietsnn_deploy.checkpoints import load_checkpoint
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.models import DietNet
-from dietsnn_deploy.quantize import synapses
-from hw_sim.op_counter import (
-    ConvGeometry,
-    OpCounter,
-    OpCounts,
-    float_counting_plan,
-    float_spike_record,
-)
+from dietsnn_deploy.services.measure import float_spike_record
+from dietsnn_deploy.services.networks import LoadOptions, deploy_model
+from dietsnn_deploy.spine.network import DeployedNetwork
+from dietsnn_deploy.training.checkpoints import load_checkpoint
+from dietsnn_deploy.training.models import DietNet
+from dietsnn_deploy.training.quantize import synapses
+from hw_sim.counting_plan import ConvGeometry, counting_plan
+from hw_sim.op_counter import OpCounter
+from hw_sim.op_counts import OpCounts
 
 INSTALL = ".venv/bin/pip install --no-deps neurobench==2.3.0 snntorch tqdm"
 MODES = ("per-step", "bulk")
 
 
 class SteppedSNN(nn.Module):
-    """The float SNN as NeuroBench's TorchModel calls it: logits of ``run_snn``, per step
-    (``bulk=False``: every layer called once per step) or in bulk."""
+    """The float SNN as NeuroBench's TorchModel calls it: logits of ``run_snn`` over
+    ``timesteps`` steps, per step (``bulk=False``: every layer called once per step) or in
+    bulk."""
 
-    def __init__(self, snn: DietNet, bulk: bool) -> None:
+    def __init__(self, snn: DietNet, timesteps: int, bulk: bool) -> None:
         super().__init__()
-        self.snn, self.bulk = snn, bulk
+        self.snn, self.timesteps, self.bulk = snn, timesteps, bulk
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.snn.run_snn(images, bulk=self.bulk).logits
+        return self.snn.run_snn(images, self.timesteps, bulk=self.bulk).logits
 
 
 def by_layer_metric(names: dict[int, str]):
@@ -150,13 +150,16 @@ def _analog(inputs: torch.Tensor) -> torch.Tensor:
 
 
 def predict_batch(
-    model: DietNet, images: torch.Tensor, spikes: dict, conventions: dict[str, Convention]
+    model: DietNet,
+    images: torch.Tensor,
+    spikes: dict,
+    conventions: dict[str, Convention],
+    names: list[str],
+    steps: int,
 ) -> None:
-    """Add one batch's NeuroBench counts, computed from our spikes, for both calling modes."""
+    """Add one batch's NeuroBench counts, computed from our spikes (neuron key → (T, B, …)
+    over ``steps`` steps), for both calling modes; ``names[i]`` is synapse i's plan row."""
     syns = synapses(model)
-    record = float_spike_record(model, spikes).spikes
-    names = [g.name for g in float_counting_plan(model)]
-    steps = model.timesteps
     for i, syn in enumerate(syns):
         if i == 0:  # the analog image: the same call at every step
             fan_out = _fan_out(syn.module, tuple(images.shape[1:]))
@@ -168,7 +171,7 @@ def predict_batch(
             conventions["per-step"].dense += steps * float(dense)
             conventions["bulk"].dense += float(dense)
             continue
-        source = record[i - 1].double()  # (T, B, …) spikes of the layer feeding this one
+        source = spikes[syns[i - 1].key].double()  # (T, B, …) spikes of the layer feeding it
         if syn.pool > 1:  # NeuroBench sees the average-pooled spikes
             source = F.avg_pool2d(source.flatten(0, 1), syn.pool).unflatten(0, source.shape[:2])
         if isinstance(syn.module, nn.Linear):
@@ -183,17 +186,22 @@ def predict_batch(
         conventions["bulk"].dense += dense
 
 
-def count_ours(model: DietNet, loader) -> tuple[OpCounts, dict[str, Convention], torch.Tensor]:
-    """Our op counts and NeuroBench's predicted ones (per image), and our predictions."""
-    counter = OpCounter(float_counting_plan(model), model.timesteps)
+def count_ours(
+    model: DietNet, net: DeployedNetwork, loader, steps: int
+) -> tuple[OpCounts, dict[str, Convention], torch.Tensor]:
+    """Our op counts (on the plan of ``net``, the model deployed at T = ``steps``) and
+    NeuroBench's predicted ones (per image), and our predictions."""
+    plan = counting_plan(net)
+    names = [g.name for g in plan]
+    counter = OpCounter(plan, steps)
     conventions = {mode: Convention() for mode in MODES}
     predictions, images_seen = [], 0
     model.eval()
     with torch.no_grad():
         for images, _ in loader:
-            out = model.run_snn(images, record=True)
-            counter.add(float_spike_record(model, out.spikes))
-            predict_batch(model, images, out.spikes, conventions)
+            out = model.run_snn(images, steps, record=True)
+            counter.add(float_spike_record(net, model.neuron_keys, out))
+            predict_batch(model, images, out.spikes, conventions, names, steps)
             predictions.append(out.logits.argmax(1))
             images_seen += len(images)
     for convention in conventions.values():
@@ -204,14 +212,14 @@ def count_ours(model: DietNet, loader) -> tuple[OpCounts, dict[str, Convention],
     return counter.result(), conventions, torch.cat(predictions)
 
 
-def run_neurobench(model: DietNet, loader, bulk: bool, names: dict[int, str]) -> dict:
+def run_neurobench(model: DietNet, loader, steps: int, bulk: bool, names: dict[int, str]) -> dict:
     """NeuroBench's Benchmark with SynapticOperations (+ our by-layer split, + accuracy)."""
     from neurobench.benchmarks import Benchmark
     from neurobench.metrics.workload import ClassificationAccuracy, SynapticOperations
     from neurobench.models import TorchModel
 
     by_layer = by_layer_metric(names)
-    wrapped = TorchModel(SteppedSNN(model, bulk))
+    wrapped = TorchModel(SteppedSNN(model, steps, bulk))
     metrics = [SynapticOperations, by_layer, ClassificationAccuracy]
     bench = Benchmark(wrapped, loader, [], [lambda logits: logits.argmax(1)], [[], metrics])
     with torch.no_grad():
@@ -269,16 +277,16 @@ def totals_table(counts: OpCounts, conventions: dict, measured: dict) -> str:
     return "\n".join(lines)
 
 
-def explain(model: DietNet, counts: OpCounts, convention: Convention) -> list[str]:
-    """Where ours and NeuroBench's per-step counts part, layer by layer, in numbers."""
+def explain(model: DietNet, counts: OpCounts, convention: Convention, steps: int) -> list[str]:
+    """Where ours and NeuroBench's per-step counts (T = ``steps``) part, layer by layer."""
     lines = []
     syns = synapses(model)
     for syn, row in zip(syns, counts.layers, strict=True):
         nb = convention.macs.get(row.name, 0) + convention.acs.get(row.name, 0)
         if row.host_macs:
             lines.append(
-                f"{row.name}: NeuroBench {nb:,.0f} MACs = T={model.timesteps} × "
-                f"{nb / model.timesteps:,.0f} (non-zero pixels × synapses, padding excluded); "
+                f"{row.name}: NeuroBench {nb:,.0f} MACs = T={steps} × "
+                f"{nb / steps:,.0f} (non-zero pixels × synapses, padding excluded); "
                 f"ours {row.host_macs:,.0f} host MACs once (eq. 16, padded border pairs "
                 f"included): ×{nb / row.host_macs:.3f}"
             )
@@ -318,6 +326,14 @@ def main() -> None:
     model, info = load_checkpoint(args.checkpoint, data_dir=args.data_dir)
     if not model.spiking:
         raise DeployError(f"{args.checkpoint} is an ANN checkpoint; convert and train it first")
+    if not model.encoding.static:
+        raise DeployError(
+            f"this cross-check needs direct (static) input; {args.checkpoint} uses "
+            f"{model.encoding.name} encoding"
+        )
+    steps = info.timesteps
+    # our counts are made on the plan of the model's deployed network (same T)
+    net = deploy_model(model, info, LoadOptions(data_dir=args.data_dir))
     loader = make_loader(
         info.dataset,
         "test",
@@ -326,7 +342,7 @@ def main() -> None:
         limit=args.limit,
         normalization=(info.mean, info.std),
     )
-    plan_names = [g.name for g in float_counting_plan(model)]
+    plan_names = [g.name for g in counting_plan(net)]
     syns = synapses(model)
     names = {id(s.module): name for s, name in zip(syns, plan_names, strict=True)}
     zero_weights = {
@@ -334,18 +350,18 @@ def main() -> None:
     }
 
     start = time.perf_counter()
-    counts, conventions, predictions = count_ours(model, loader)
+    counts, conventions, predictions = count_ours(model, net, loader, steps)
     seconds = {"ours + prediction": time.perf_counter() - start}
     measured = {}
     for mode in MODES:
         start = time.perf_counter()
-        measured[mode] = run_neurobench(model, loader, mode == "bulk", names)
+        measured[mode] = run_neurobench(model, loader, steps, mode == "bulk", names)
         seconds[f"NeuroBench {mode}"] = time.perf_counter() - start
     accuracy = float((predictions == torch.cat([labels for _, labels in loader])).double().mean())
 
     print(
         f"## NeuroBench 2.3.0 SynapticOperations vs our op counter: {info.arch} on "
-        f"{info.dataset}, float SNN ({model.reset_mode} reset), T={model.timesteps}, "
+        f"{info.dataset}, float SNN ({model.neuron_model.reset} reset), T={steps}, "
         f"{counts.num_images} test images\n"
     )
     print(
@@ -358,7 +374,7 @@ def main() -> None:
         print(f"by layer, NeuroBench {mode} (per sample):\n")
         print(layer_table(counts, conventions[mode], measured[mode], zero_weights) + "\n")
     print("why they differ (per-step):")
-    for line in explain(model, counts, conventions["per-step"]):
+    for line in explain(model, counts, conventions["per-step"], steps):
         print(f"- {line}")
     mismatches = []
     for mode in MODES:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from dietsnn_deploy.pipeline import TrainConfig, run_ann, run_convert, run_snn
+from dietsnn_deploy.training.pipeline import TrainConfig, run_ann, run_convert, run_snn
 
 
 def main() -> None:
