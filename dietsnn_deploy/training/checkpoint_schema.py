@@ -216,7 +216,9 @@ def _feed(hasher, value) -> None:
     if isinstance(value, torch.Tensor):
         tensor = value.detach().cpu().contiguous()
         hasher.update(f"tensor{tensor.dtype}{tuple(tensor.shape)}".encode())
-        hasher.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if tensor.dtype == torch.bfloat16:  # no NumPy dtype: hash its bits
+            tensor = tensor.view(torch.int16)
+        hasher.update(tensor.numpy().tobytes())
     elif isinstance(value, dict):
         hasher.update(f"dict{len(value)}".encode())
         for key in sorted(value, key=str):

@@ -1,0 +1,171 @@
+"""Fuzz both readers through the real CLI: mutate a valid checkpoint and its netx export many
+times (``tests/mutations.py``: fields deleted, retyped, reshaped, made non-finite; files cut
+short; bits flipped) and run ``simulate --json`` on each mutant in-process.
+
+Every run must end with exactly the original result or one ``error:`` line and exit 2; the
+command prints how many inputs were tried per reader and kind and how each ended, and any
+failure (traceback, hang, a different result without a word) with its mutation.
+
+    python benchmarks/fuzz_readers.py --examples 200 [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import datetime
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from mutations import (  # noqa: E402  (the shared mutation engine lives with the tests)
+    KINDS,
+    VERDICTS_OK,
+    mutate_checkpoint,
+    mutate_netx,
+    run_cli,
+    verdict,
+)
+from results_log import append_results  # noqa: E402
+
+from dietsnn_deploy.data import dataset_info  # noqa: E402
+from dietsnn_deploy.training.checkpoint_schema import payload_digest  # noqa: E402
+from dietsnn_deploy.training.checkpoints import ModelInfo, save_checkpoint  # noqa: E402
+from dietsnn_deploy.training.models import build_model  # noqa: E402
+from dietsnn_deploy.training.pipeline import calibration_images  # noqa: E402
+from dietsnn_deploy.training.stages import convert  # noqa: E402
+
+SIMULATE = ("-n", "6", "--batch-size", "6", "--json")
+
+
+def _resign(payload) -> None:
+    if isinstance(payload, dict) and "digest" in payload:
+        payload["digest"] = payload_digest(payload)
+
+
+def _mutate_signed(source: Path, target: Path, kind: str, seed: int) -> str:
+    return mutate_checkpoint(source, target, kind, seed, resign=_resign)
+
+
+#: reader → (mutation, file). "checkpoint, re-signed" edits a field and signs the file again,
+#: as a tool would: the checksum passes and the field checks alone must catch the change (a
+#: valid new value may then give another result: counted, not a failure).
+MUTATORS = {
+    "checkpoint": (mutate_checkpoint, "model.pt"),
+    "checkpoint, re-signed": (_mutate_signed, "model.pt"),
+    "netx": (mutate_netx, "model.net"),
+}
+SIGNED_KINDS = ("delete", "retype", "reshape", "nonfinite")
+
+
+def make_originals(folder: Path) -> dict[str, dict]:
+    """A converted digits vgg-tiny (T = 3), its netx export, and each one's simulate report."""
+    data = dataset_info("digits")
+    info = ModelInfo("vgg-tiny", "digits", data.in_shape, 10, data.mean, data.std, "converted")
+    torch.manual_seed(0)
+    model = build_model("vgg-tiny", data.in_shape, 10)
+    convert(model, calibration_images(info, None, 128), timesteps=3, progress=False)
+    info.timesteps = 3
+    save_checkpoint(model, info, folder / "model.pt")
+    code, _, err = run_cli("export", str(folder / "model.pt"))
+    if code:
+        raise SystemExit(f"export failed: {err}")
+    reports = {}
+    for reader, (_, name) in MUTATORS.items():
+        code, out, err = run_cli("simulate", str(folder / name), *SIMULATE)
+        if code:
+            raise SystemExit(f"simulate of the original {name} failed: {err}")
+        reports[reader] = json.loads(out)
+    return reports
+
+
+def _acceptable(reader: str) -> tuple[str, ...]:
+    return (*VERDICTS_OK, "different") if reader.endswith("re-signed") else VERDICTS_OK
+
+
+def fuzz(folder: Path, reports: dict, examples: int, seed: int):
+    """(counts[(reader, kind)][verdict], failures) over ``examples`` mutants per reader/kind."""
+    counts: dict[tuple[str, str], collections.Counter] = collections.defaultdict(
+        collections.Counter
+    )
+    failures = []
+    for reader, (mutate, name) in MUTATORS.items():
+        suffix = Path(name).suffix
+        for kind in SIGNED_KINDS if reader.endswith("re-signed") else KINDS:
+            for index in range(examples):
+                target = folder / f"mutant{suffix}"
+                what = mutate(folder / name, target, kind, seed + index)
+                outcome, detail = verdict(
+                    lambda t=target: run_cli("simulate", str(t), *SIMULATE), reports[reader]
+                )
+                counts[(reader, kind)][outcome] += 1
+                if outcome not in _acceptable(reader):
+                    failures.append(f"{reader} {what} (seed {seed + index}): {outcome} {detail}")
+                target.unlink(missing_ok=True)
+    return counts, failures
+
+
+def table(counts) -> str:
+    header = "| reader | mutation | tried | same result | one-line error | traceback | hang | different |"
+    lines = [header, "|" + "---|" * 8]
+    for (reader, kind), c in counts.items():
+        tried = sum(c.values())
+        lines.append(
+            f"| {reader} | {kind} | {tried} | {c['same']} | {c['error']} | {c['traceback']} | "
+            f"{c['hang']} | {c['different']} |"
+        )
+    total = collections.Counter()
+    for (reader, _), c in counts.items():
+        total.update(c)
+        if reader.endswith("re-signed"):  # a changed valid value: a different result is right
+            total["clean different"] += c["different"]
+    tried = sum(v for k, v in total.items() if k != "clean different")
+    clean = total["same"] + total["error"] + total["clean different"]
+    lines.append(
+        f"| all | all | {tried} | {total['same']} | {total['error']} | {total['traceback']} | "
+        f"{total['hang']} | {total['different']} |"
+    )
+    return (
+        "\n".join(lines)
+        + f"\n\n{clean} of {tried} inputs ended cleanly ({100 * clean / tried:.1f}%)."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--examples", type=int, default=100, help="mutants per reader and kind")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", action="store_true", help="append the table to RESULTS.md")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fuzz_readers_") as tmp:
+        folder = Path(tmp)
+        reports = make_originals(folder)
+        counts, failures = fuzz(folder, reports, args.examples, args.seed)
+    seconds = time.perf_counter() - started
+    text = table(counts)
+    print(text)
+    for failure in failures:
+        print("FAILED:", failure)
+    print(f"{seconds:.0f} s")
+    if args.write:
+        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+        command = f"python benchmarks/fuzz_readers.py --examples {args.examples} --seed {args.seed}"
+        entry = (
+            f"### {stamp} — `{command}`\n\nA converted digits vgg-tiny (T = 3) and its netx "
+            f"export, each mutated {args.examples} times per kind; every mutant run through "
+            f"`simulate --json -n 6` in-process ({seconds:.0f} s).\n\n{text}\n"
+        )
+        if failures:
+            entry += "\nFailures:\n" + "".join(f"- {f}\n" for f in failures)
+        append_results(entry, "## Fuzzing the checkpoint and netx readers")
+
+
+if __name__ == "__main__":
+    main()
