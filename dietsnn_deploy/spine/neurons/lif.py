@@ -1,4 +1,5 @@
-"""DIET-SNN's leaky integrate-and-fire neuron, as one unit.
+"""DIET-SNN's leaky integrate-and-fire neuron, as one unit (the float reference scan here,
+the fused one that training runs in :mod:`.lif_fused`).
 
 Float (training), per step t, leak λ ∈ [0, 1], threshold θ > 0 (the paper's eq. 9–10)::
 
@@ -35,27 +36,10 @@ from dietsnn_deploy.spine.loihi import (
 )
 from dietsnn_deploy.spine.network import Neuron
 from dietsnn_deploy.spine.neurons.base import FixedState, NeuronModel, Reset
+from dietsnn_deploy.spine.neurons.lif_fused import fused_lif_scan
+from dietsnn_deploy.spine.neurons.surrogate import SURROGATE_GAMMA, spike_fn
 
-SURROGATE_GAMMA = 0.3
-
-
-class _Spike(torch.autograd.Function):
-    """Heaviside step of z = u/θ − 1 with the piecewise-linear surrogate gradient."""
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        ctx.save_for_backward(z)
-        return (z > 0).to(z.dtype)
-
-    @staticmethod
-    def backward(ctx, grad_spike: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        (z,) = ctx.saved_tensors
-        return grad_spike * SURROGATE_GAMMA * torch.clamp(1.0 - z.abs(), min=0.0)
-
-
-def spike_fn(z: torch.Tensor) -> torch.Tensor:
-    """Binary spike where z > 0, differentiable through the γ-surrogate."""
-    return _Spike.apply(z)
+__all__ = ["LIF", "SURROGATE_GAMMA", "lif_scan", "lif_step", "spike_fn"]
 
 
 def lif_step(
@@ -100,7 +84,8 @@ class LIF(NeuronModel):
     name: ClassVar[str] = "lif"
 
     def scan(self, currents, u, leak, threshold):
-        return lif_scan(currents, u, leak, threshold, self.reset)
+        """The fused scan (:mod:`.lif_fused`): :func:`lif_scan`'s spikes, less memory."""
+        return fused_lif_scan(currents, u, leak, threshold, self.reset)
 
     # -- fixed point -----------------------------------------------------------------------
     def subthreshold(self, state: FixedState, current: torch.Tensor, neuron: Neuron) -> None:
