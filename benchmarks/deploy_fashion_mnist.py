@@ -132,7 +132,7 @@ def compare_layers(net: DeployedNetwork, lava_record, emulator_record) -> tuple[
 
 
 def run(args: argparse.Namespace) -> Results:
-    from hw_sim.lava_runner import run_lava
+    from hw_sim.lava.runner import run_lava
 
     checkpoint = Path(args.checkpoint)
     model, info = load_checkpoint(checkpoint)

@@ -75,7 +75,7 @@ def measure_deployed(
     counter = OpCounter.for_network(net)
     saturated = None
     if backend == "lava":
-        from hw_sim.lava_runner import run_lava  # Lava is imported only when asked for
+        from hw_sim.lava.runner import run_lava  # Lava is imported only when asked for
 
         result = run_lava(net, images, progress=progress, seed=seed)
         counter.add(result.record)

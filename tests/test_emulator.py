@@ -300,7 +300,7 @@ def test_classify_batches_and_feeds_the_op_counter():
 @pytest.mark.lava
 @pytest.mark.parametrize("arch", ["conv", "pooled"])
 def test_equals_lava_fixed_point_run(arch):
-    from hw_sim.lava_runner import run_lava
+    from hw_sim.lava.runner import run_lava
 
     net = random_network(arch, seed=11)
     images = random_images(3, net.encoder.in_shape, seed=12)

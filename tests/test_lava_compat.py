@@ -1,4 +1,4 @@
-"""hw_sim.lava_compat: lava-nc / lava-dl import and run on Python 3.11 (needs Lava installed)."""
+"""hw_sim.lava.compat: lava-nc / lava-dl import and run on Python 3.11 (needs Lava installed)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
-from hw_sim.lava_compat import OBJECT_DETECTION, import_netx, patch_var_model_source
+from hw_sim.lava.compat import OBJECT_DETECTION, import_netx, patch_var_model_source
 
 pytestmark = pytest.mark.lava
 
@@ -89,7 +89,7 @@ def test_lava_imports_after_the_start_method_was_fixed():
         "import tqdm, multiprocessing as mp\n"
         "tqdm.tqdm(range(1), disable=True)\n"
         "assert mp.get_start_method(allow_none=True) == 'fork'\n"
-        "from hw_sim.lava_compat import import_netx\n"
+        "from hw_sim.lava.compat import import_netx\n"
         "import_netx()\n"
         "import lava.magma.runtime.message_infrastructure.multiprocessing\n"
     )

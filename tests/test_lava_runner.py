@@ -1,4 +1,4 @@
-"""hw_sim.lava_runner: exact results on hand-computed networks, pipelining, clean shutdown."""
+"""hw_sim.lava.runner: exact results on hand-computed networks, pipelining, clean shutdown."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from dietsnn_deploy.spine.network import (
     Neuron,
 )
 from exporters.netx import write_netx
-from hw_sim.lava_runner import run_lava
+from hw_sim.lava.runner import run_lava
 
 pytestmark = pytest.mark.lava
 
@@ -142,7 +142,7 @@ class _CtrlCBar(_FailingBar):
 
 
 def test_exception_mid_run_stops_the_runtime(monkeypatch):
-    monkeypatch.setattr("hw_sim.lava_runner.tqdm", _FailingBar)
+    monkeypatch.setattr("hw_sim.lava.runner.tqdm", _FailingBar)
     net = random_network("dense", seed=1, timesteps=3)
     with pytest.raises(RuntimeError, match="injected failure"):
         run_lava(net, random_images(3, net.encoder.in_shape, seed=2))
@@ -150,7 +150,7 @@ def test_exception_mid_run_stops_the_runtime(monkeypatch):
 
 
 def test_ctrl_c_mid_run_interrupts_and_stops_the_runtime(monkeypatch):
-    monkeypatch.setattr("hw_sim.lava_runner.tqdm", _CtrlCBar)
+    monkeypatch.setattr("hw_sim.lava.runner.tqdm", _CtrlCBar)
     net = random_network("conv", seed=1, timesteps=3)
     handler = signal.getsignal(signal.SIGINT)
     with pytest.raises(KeyboardInterrupt):

@@ -178,7 +178,7 @@ def test_writer_refuses_inconsistent_networks(tmp_path):
 def _lava_effective_dense(weight: np.ndarray) -> np.ndarray:
     """The weights Lava's Dense actually sums (per input spike), after netx's bit optimisation,
     Lava's sign-mode clip and truncation and the weight exponent shift."""
-    from hw_sim.lava_compat import import_netx
+    from hw_sim.lava.compat import import_netx
 
     netx = import_netx()
     from lava.utils.weightutils import clip_weights, determine_sign_mode, truncate_weights
@@ -218,7 +218,7 @@ def test_weights_accepted_by_check_load_unchanged_in_lava():
 @pytest.mark.lava
 @pytest.mark.parametrize("arch", ARCHS)
 def test_netx_loads_written_file(tmp_path, arch):
-    from hw_sim.lava_compat import import_netx
+    from hw_sim.lava.compat import import_netx
 
     netx = import_netx()
     net = random_network(arch, seed=5)

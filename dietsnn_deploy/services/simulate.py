@@ -69,7 +69,7 @@ def simulate(
     start = time.perf_counter()
     saturated = None
     if backend == "lava":
-        from hw_sim.lava_runner import run_lava
+        from hw_sim.lava.runner import run_lava
 
         result = run_lava(net, images, progress=progress, seed=seed)
         predictions = result.predictions

@@ -96,6 +96,20 @@ def _percentile(values: torch.Tensor, q: float) -> float:
     return float(flat.kthvalue(k).values)
 
 
+def make_snn_optimizer(
+    model: DietNet, lr: float, neuron_lr: float | None = None
+) -> torch.optim.Optimizer:
+    """Adam over the trainable parameters: weights at ``lr``, thresholds and leaks at
+    ``neuron_lr`` (default ``lr``)."""
+    neuron_params = {id(p) for p in (*model.threshold.values(), *model.leak.values())}
+    trained = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trained if id(p) not in neuron_params], "lr": lr},
+        {"params": [p for p in trained if id(p) in neuron_params], "lr": neuron_lr or lr},
+    ]
+    return _adam([g for g in groups if g["params"]])
+
+
 def train_snn(
     model: DietNet,
     train_loader,
@@ -125,13 +139,7 @@ def train_snn(
         p.requires_grad_(train_threshold)
     for p in model.leak.values():
         p.requires_grad_(train_leak)
-    neuron_params = {id(p) for p in (*model.threshold.values(), *model.leak.values())}
-    trained = [p for p in model.parameters() if p.requires_grad]
-    groups = [
-        {"params": [p for p in trained if id(p) not in neuron_params], "lr": lr},
-        {"params": [p for p in trained if id(p) in neuron_params], "lr": neuron_lr or lr},
-    ]
-    optimizer = _adam([g for g in groups if g["params"]])
+    optimizer = make_snn_optimizer(model, lr, neuron_lr)
     stage = stage or ("diet" if (train_threshold or train_leak) else "snn-weights")
 
     def step_done() -> None:

@@ -92,12 +92,12 @@ def _load_var_model() -> None:
 
 
 def _object_detection_placeholder() -> types.ModuleType:
-    module = types.ModuleType(OBJECT_DETECTION, "Placeholder set by hw_sim.lava_compat.")
+    module = types.ModuleType(OBJECT_DETECTION, "Placeholder set by hw_sim.lava.compat.")
 
     def __getattr__(name: str):
         raise AttributeError(
             f"{OBJECT_DETECTION}.{name} is unavailable: it needs torchvision and cv2, which are "
-            "not installed (hw_sim.lava_compat replaced the module with a placeholder)"
+            "not installed (hw_sim.lava.compat replaced the module with a placeholder)"
         )
 
     module.__getattr__ = __getattr__

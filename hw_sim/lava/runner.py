@@ -11,8 +11,8 @@ from 1. Checked against a delay-free NumPy model of the LIF step, the schedule i
   ``i·T + 1 + k … (i+1)·T + k``; its local step τ (0 ≤ τ < T) is Lava step
   ``t = i·T + 1 + k + τ``. Layer k at τ consumes layer k−1's spikes of the same τ, which is
   the delay-free schedule of :class:`SpikeRecord`.
-- The drive of image i is the input layer's ``bias_mant`` during steps ``i·T + 1 … (i+1)·T``
-  (set while paused, so the run advances in chunks of T steps; the drive is 0 afterwards).
+- The drive of image i reaches the input layer during steps ``i·T + 1 … (i+1)·T`` (written
+  while paused, so the run advances in chunks of T steps; the drive is 0 afterwards).
 - The readout potential of image i is ``v`` after step ``(i+1)·T + L − 1``; the run lasts
   ``N·T + L − 1`` steps (not N·T + r + L: one step fewer is enough).
 
@@ -23,18 +23,22 @@ unwrapped although ``a_in`` is declared int16 (200 × 254 = 50800 arrives intact
 clipped to ±(2²³ − 1); and the readout, whose threshold THRESHOLD_MAX·64 = 8388544 lies 63
 below that clip, does fire and reset to 0 when its potential saturates.
 
-Spikes are read with a ``RingBuffer`` (buffer T) on every spiking layer's ``out`` after each
-chunk; the readout ``v`` with a ``Read`` process sampling once per T steps at the steps above.
-The runtime is always stopped (try/finally). A Ctrl-C is held until the runtime is paused
-between chunks and raised there, so ``stop()`` always completes (see ``_DeferredInterrupt``).
+The drive of every step enters the input layer's ``a_in`` from a :class:`FrameSource` (a
+memory-mapped ring of T frames the host refills between chunks: constant frames for static
+input, the encoding's per-step drive otherwise; with iDecay = 4096, u = a_in << 6, which is
+the bias path's bias << 6 for drives within ±4095). Spikes are read from every spiking
+layer's ``out`` by a :class:`FrameSink` (a ring of T rows) after each chunk; the readout ``v``
+by a ``Read`` process sampling once per T steps at the steps above. The runtime is created
+and stopped from the main thread, always stopped (try/finally); SIGINT, SIGTERM and SIGHUP are
+held until the runtime is paused between chunks and raised there (:mod:`.lifecycle`), its
+processes die with the parent even if it is killed outright, and a watchdog ends a run
+whose runtime process died.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +49,11 @@ from tqdm import tqdm
 
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import DeployedNetwork
-from dietsnn_deploy.spine.record import SpikeRecord
+from dietsnn_deploy.spine.record import HostDrive, SpikeRecord
 from exporters.netx import read_netx, write_netx
 from hw_sim.host import host_drive
-from hw_sim.lava_compat import import_netx
+from hw_sim.lava.compat import import_netx
+from hw_sim.lava.lifecycle import DeferredSignals, RuntimeWatchdog, die_with_parent
 
 
 @dataclass
@@ -63,46 +68,6 @@ class LavaResult:
     @property
     def seconds_per_image(self) -> float:
         return self.run_seconds / self.predictions.shape[0]
-
-
-class _DeferredInterrupt:
-    """Hold SIGINT (Ctrl-C) while Lava exchanges messages and deliver it between chunks.
-
-    A KeyboardInterrupt in the middle of a Lava call leaves the runtime's message exchange
-    half done, and ``stop()`` then waits forever; so does a terminal Ctrl-C that kills the
-    runtime's forked processes. Installed before the runtime forks, the handler is inherited
-    by those processes too, so they keep running until ``stop()``. The previous handler is
-    called at the next safe point (``deliver``) or on exit. Only the main thread can install
-    signal handlers; elsewhere, and when SIGINT is ignored, nothing changes.
-    """
-
-    def __enter__(self) -> _DeferredInterrupt:
-        self.pending: tuple | None = None
-        self.previous = None
-        current = signal.getsignal(signal.SIGINT)
-        if threading.current_thread() is threading.main_thread() and callable(current):
-            self.previous = signal.signal(signal.SIGINT, self._hold)
-        return self
-
-    def _hold(self, signum, frame) -> None:
-        self.pending = (signum, frame)
-
-    def deliver(self) -> None:
-        """Run the held SIGINT's original handler now (the default one raises)."""
-        if self.pending is not None and self.previous is not None:
-            pending, self.pending = self.pending, None
-            self.previous(*pending)
-
-    def __exit__(self, exc_type, exc, traceback) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            if exc_type is None:
-                self.deliver()
-
-
-def _whc(chw: np.ndarray) -> np.ndarray:
-    """(C, H, W) → Lava's (W, H, C)."""
-    return np.ascontiguousarray(np.transpose(chw, (2, 1, 0)))
 
 
 class _Recorder:
@@ -129,12 +94,12 @@ class _Recorder:
         return (self.depth - 2) % self.timesteps
 
     def store_spikes(self, k: int, ring: np.ndarray, first: int, last: int) -> None:
-        """Ring buffer data (*lava_shape, T) of Lava layer k for steps first..last."""
+        """A sink's ring (T, *lava_shape) of Lava layer k, holding steps first..last."""
         steps = np.arange(first, last + 1)
         offset = steps - 1 - k
         sample, tau = offset // self.timesteps, offset % self.timesteps
         keep = (sample >= 0) & (sample < self.count)
-        data = np.moveaxis(ring[..., (steps[keep] - 1) % self.timesteps], -1, 0)
+        data = ring[(steps[keep] - 1) % self.timesteps]
         if data.ndim == 4:  # (steps, W, H, C) → (steps, C, H, W)
             data = data.transpose(0, 3, 2, 1)
         self.spikes[self.neuron_layers[k]][tau[keep], sample[keep]] = data != 0
@@ -147,12 +112,12 @@ class _Recorder:
             return sample
         return None
 
-    def record(self, net: DeployedNetwork) -> SpikeRecord:
+    def record(self, net: DeployedNetwork, frames: torch.Tensor | None) -> SpikeRecord:
         spikes = [
             torch.from_numpy(self.spikes[i]) if i in self.spikes else None
             for i in range(len(net.layers))
         ]
-        return SpikeRecord(spikes=spikes, readout=torch.from_numpy(self.readout))
+        return SpikeRecord(spikes=spikes, readout=torch.from_numpy(self.readout), frames=frames)
 
 
 def _load(path_or_net: DeployedNetwork | str | os.PathLike, folder: str) -> tuple:
@@ -173,72 +138,94 @@ def run_lava(
 ) -> LavaResult:
     """Run ``images`` (N, C, H, W) through the network on Lava in one pipelined run.
 
-    ``images`` are float pixels in [0, 1] before mean/std, as :func:`hw_sim.host.encode_drive`
-    takes them. Returns spikes of every spiking layer (T, N, *shape), the readout potential
-    after T steps (N, num_classes) and the predicted classes.
+    ``images`` are float pixels in [0, 1] before mean/std, as :func:`hw_sim.host.host_drive`
+    takes them (random input frames drawn under ``seed``, image by image). Returns spikes of
+    every spiking layer (T, N, *shape), the readout potential after T steps
+    (N, num_classes) and the predicted classes.
     """
     with tempfile.TemporaryDirectory(prefix="lava_run_") as folder:
         net, path = _load(path_or_net, folder)
         if images.shape[0] < 1:
             raise DeployError("run_lava needs at least one image")
         drive = host_drive(net.encoder, images, net.timesteps, seed=seed)
-        if not drive.static:
-            raise DeployError("time-varying input is not wired into the Lava runner yet")
-        return _run(net, path, drive.drive[0].numpy(), progress)
+        return _run(net, path, drive, Path(folder), progress)
 
 
-def _run(net: DeployedNetwork, path: Path, drive: np.ndarray, progress: bool) -> LavaResult:
-    netx = import_netx()
+def _drive_frames(drive: HostDrive, image: int, timesteps: int) -> np.ndarray:
+    """The T frames (T, W, H, C) of image ``image``'s drive, int32, in Lava's order."""
+    frames = drive.steps(timesteps)[:, image].numpy()  # (T, C, H, W)
+    return np.ascontiguousarray(frames.transpose(0, 3, 2, 1)).astype(np.int32)
+
+
+def _run(
+    net: DeployedNetwork, path: Path, drive: HostDrive, folder: Path, progress: bool
+) -> LavaResult:
+    netx = import_netx()  # before anything imports lava
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.io.sink import Read, RingBuffer
+    from lava.proc.io.sink import Read
+
+    from hw_sim.lava.processes import FrameSink, FrameSource, frames_file, model_map
 
     started = time.perf_counter()
     T = net.timesteps
-    recorder = _Recorder(net, drive.shape[0])
+    recorder = _Recorder(net, drive.batch)
     lava_net = netx.hdf5.Network(net_config=str(path), reset_interval=T)
     lava_net.net_config.f.close()  # netx leaves the file open; every layer is built by now
     if len(lava_net.layers) != recorder.depth:
         raise DeployError(f"netx built {len(lava_net.layers)} layers, expected {recorder.depth}")
-    sinks = []
-    for layer in lava_net.layers[:-1]:
-        sink = RingBuffer(shape=layer.out.shape, buffer=T)
-        layer.out.connect(sink.a_in)
-        sinks.append(sink)
+    input_neurons = lava_net.in_layer.neuron
+    source = FrameSource(shape=input_neurons.a_in.shape, path=folder / "drive.npy")
+    ring = frames_file(folder / "drive.npy", T, input_neurons.a_in.shape)
+    ring[:] = _drive_frames(drive, 0, T)
+    source.s_out.connect(input_neurons.a_in)
+    sinks, rings = [], []
+    for k, layer in enumerate(lava_net.layers[:-1]):
+        rings.append(frames_file(folder / f"spikes{k}.npy", T, layer.out.shape))
+        sinks.append(FrameSink(shape=layer.out.shape, path=folder / f"spikes{k}.npy"))
+        layer.out.connect(sinks[-1].a_in)
     reader = Read(buffer=1, interval=T, offset=recorder.read_offset)
     reader.connect_var(lava_net.out_layer.neuron.v)
-    bias = lava_net.in_layer.neuron.bias_mant
-    bias.init = _whc(drive[0])
+    run_cfg = Loihi2SimCfg(
+        select_tag="fixed_pt", exception_proc_model_map=model_map([source, *sinks])
+    )
 
+    die_with_parent()
     bar = tqdm(total=recorder.count, unit="image", desc="lava", disable=not progress)
-    with _DeferredInterrupt() as interrupt:  # before the runtime forks its processes
+    with DeferredSignals() as signals:  # before the runtime forks its processes
         try:
-            lava_net.create_runtime(run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
+            lava_net.create_runtime(run_cfg=run_cfg)
             build_seconds = time.perf_counter() - started
-            done = 0
-            while done < recorder.total_steps:
-                interrupt.deliver()
-                steps = min(T, recorder.total_steps - done)
-                lava_net.run(condition=RunSteps(num_steps=steps))
-                for k, sink in enumerate(sinks):
-                    recorder.store_spikes(k, sink.data.get(), done + 1, done + steps)
-                read_step = done + 1 + (recorder.read_offset - done) % T
-                if read_step <= done + steps and (
-                    recorder.store_readout(reader.data.get()[..., 0], read_step) is not None
-                ):
-                    bar.update(1)
-                done += steps
-                chunk = done // T  # the next chunk is image `chunk`'s input window
-                if done < recorder.total_steps:
-                    upcoming = drive[chunk] if chunk < recorder.count else np.zeros_like(drive[0])
-                    bias.set(_whc(upcoming))
+            with RuntimeWatchdog():
+                _steps(lava_net, recorder, rings, reader, ring, drive, signals, bar, RunSteps)
         finally:
             bar.close()
             lava_net.stop()
     readout = torch.from_numpy(recorder.readout)
     return LavaResult(
-        record=recorder.record(net),
+        record=recorder.record(net, drive.frames),
         predictions=readout.argmax(dim=1),
         build_seconds=build_seconds,
         run_seconds=time.perf_counter() - started - build_seconds,
     )
+
+
+def _steps(lava_net, recorder, rings, reader, ring, drive, signals, bar, run_steps) -> None:
+    """Advance the pipelined run chunk by chunk of T steps: read the sinks and the readout,
+    then write the next image's drive (zeros once every image is in)."""
+    T, done = recorder.timesteps, 0
+    while done < recorder.total_steps:
+        signals.checkpoint()
+        steps = min(T, recorder.total_steps - done)
+        lava_net.run(condition=run_steps(num_steps=steps))
+        for k, spikes in enumerate(rings):
+            recorder.store_spikes(k, spikes, done + 1, done + steps)
+        read_step = done + 1 + (recorder.read_offset - done) % T
+        if read_step <= done + steps and (
+            recorder.store_readout(reader.data.get()[..., 0], read_step) is not None
+        ):
+            bar.update(1)
+        done += steps
+        image = done // T  # the next chunk is this image's input window
+        if done < recorder.total_steps:
+            ring[:] = _drive_frames(drive, image, T) if image < recorder.count else 0
