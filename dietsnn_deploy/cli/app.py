@@ -32,10 +32,11 @@ def main() -> None:
     except click.ClickException as exc:
         hint = f" (see '{exc.ctx.command_path} --help')" if getattr(exc, "ctx", None) else ""
         _fail(exc.format_message() + hint, exc.exit_code)
-    except click.exceptions.Abort:
-        _fail("interrupted", 130)
-    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM, SIGHUP
-        _fail(f"interrupted ({exc})" if str(exc) else "interrupted", exit_status(exc))
+    except (click.exceptions.Abort, KeyboardInterrupt) as exc:  # Ctrl-C, SIGTERM, SIGHUP
+        cause = exc if isinstance(exc, KeyboardInterrupt) else exc.__context__  # click wraps it
+        interrupt = cause if isinstance(cause, KeyboardInterrupt) else KeyboardInterrupt()
+        reason = f" ({interrupt})" if str(interrupt) else ""
+        _fail(f"interrupted{reason}", exit_status(interrupt))
     except OSError as exc:  # unreadable input, unwritable output, disk full
         where = f"{exc.filename}: " if exc.filename else ""
         _fail(f"{where}{exc.strerror or exc}", 2)
