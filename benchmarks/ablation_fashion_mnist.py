@@ -49,7 +49,8 @@ from dietsnn_deploy.services.measure import measure_float
 from dietsnn_deploy.services.networks import LoadOptions, deploy_model
 from dietsnn_deploy.spine.settings import RunSettings
 from dietsnn_deploy.training.checkpoints import load_checkpoint
-from dietsnn_deploy.training.pipeline import TrainConfig, run_convert, run_snn
+from dietsnn_deploy.training.config import TrainConfig
+from dietsnn_deploy.training.pipeline import run_convert, run_snn
 from hw_sim.counting_plan import counting_plan
 
 

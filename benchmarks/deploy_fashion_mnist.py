@@ -36,8 +36,9 @@ from dietsnn_deploy.spine.network import DeployedNetwork
 from dietsnn_deploy.spine.neurons import get_neuron_model
 from dietsnn_deploy.spine.settings import RunSettings
 from dietsnn_deploy.training.checkpoints import load_checkpoint
+from dietsnn_deploy.training.config import TrainConfig
 from dietsnn_deploy.training.loop import evaluate
-from dietsnn_deploy.training.pipeline import TrainConfig, calibration_images, run_finetune
+from dietsnn_deploy.training.pipeline import calibration_images, run_finetune
 from dietsnn_deploy.training.quantize import quantize
 from hw_sim.emulator import Emulator
 from hw_sim.host import encode_drive

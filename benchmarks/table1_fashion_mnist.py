@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from dietsnn_deploy.training.pipeline import TrainConfig, run_ann, run_convert, run_snn
+from dietsnn_deploy.training.config import TrainConfig
+from dietsnn_deploy.training.pipeline import run_ann, run_convert, run_snn
 
 
 def main() -> None:

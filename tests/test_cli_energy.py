@@ -18,8 +18,9 @@ from dietsnn_deploy.services.demo import demo_energy
 from dietsnn_deploy.services.networks import load_network
 from dietsnn_deploy.spine.settings import RunSettings
 from dietsnn_deploy.training.checkpoints import load_checkpoint
+from dietsnn_deploy.training.config import TrainConfig
 from dietsnn_deploy.training.loop import evaluate
-from dietsnn_deploy.training.pipeline import TrainConfig, run_all
+from dietsnn_deploy.training.pipeline import run_all
 from exporters.netx import read_netx, write_netx
 from hw_sim.emulator import emulate
 from hw_sim.host import encode_drive

@@ -14,10 +14,11 @@ from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.spine.loihi import DECAY_UNITY
 from dietsnn_deploy.spine.settings import RunSettings
 from dietsnn_deploy.training.checkpoints import load_checkpoint
+from dietsnn_deploy.training.config import TrainConfig
 from dietsnn_deploy.training.hardware_aware import attach, detach, finetune_hardware
 from dietsnn_deploy.training.loop import evaluate
 from dietsnn_deploy.training.models import build_model
-from dietsnn_deploy.training.pipeline import TrainConfig, calibration_images, run_ann, run_convert
+from dietsnn_deploy.training.pipeline import calibration_images, run_ann, run_convert
 from dietsnn_deploy.training.quantize import quantize, quantize_weights, raw_weight, synapses
 from hw_sim.emulator import classify
 

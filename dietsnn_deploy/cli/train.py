@@ -9,9 +9,10 @@ import click
 
 from dietsnn_deploy.cli.app import cli
 
+RECIPE = " (default: the dataset's recipe)"
 ARCH_HELP = (
     "architecture: vgg4, vgg5, vgg9, vgg11, vgg16, resnet20, vgg-tiny, vgg5-slim "
-    "(default: vgg-tiny for a new run, the checkpoint's for later stages)"
+    "(default: the recipe's for a new run, the checkpoint's for later stages)"
 )
 DATASET_HELP = (
     "dataset: digits, mnist, fashion-mnist, cifar10, cifar100, imagenet "
@@ -25,23 +26,25 @@ def _train_options(fn):
         click.option("--dataset", help=DATASET_HELP),
         click.option("--data-dir", default=None, help="folder of an on-disk dataset"),
         click.option("--arch", help=ARCH_HELP),
-        click.option("--timesteps", "-T", default=5, show_default=True, type=click.IntRange(1)),
-        click.option("--ann-epochs", default=20, show_default=True, type=click.IntRange(0)),
-        click.option("--snn-epochs", default=5, show_default=True, type=click.IntRange(0)),
-        click.option("--batch-size", default=128, show_default=True, type=click.IntRange(1)),
-        click.option("--snn-batch-size", default=64, show_default=True, type=click.IntRange(1)),
-        click.option("--ann-lr", default=1e-3, show_default=True, type=float),
-        click.option("--snn-lr", default=1e-4, show_default=True, type=float),
+        click.option("--timesteps", "-T", type=click.IntRange(1), help="T" + RECIPE),
+        click.option("--ann-epochs", type=click.IntRange(0), help="ANN epochs" + RECIPE),
+        click.option(
+            "--snn-epochs", type=click.IntRange(0), help="SNN (or fine-tuning) epochs" + RECIPE
+        ),
+        click.option("--batch-size", type=click.IntRange(1), help="ANN batch" + RECIPE),
+        click.option("--snn-batch-size", type=click.IntRange(1), help="SNN batch" + RECIPE),
+        click.option("--ann-lr", type=float, help="ANN learning rate" + RECIPE),
+        click.option("--snn-lr", type=float, help="SNN weights' learning rate" + RECIPE),
         click.option(
             "--neuron-lr",
             type=click.FloatRange(0, min_open=True),
-            help="learning rate of thresholds and leaks (default: --snn-lr)",
+            help="learning rate of thresholds and leaks" + RECIPE,
         ),
         click.option("--dropout", default=0.2, show_default=True, type=click.FloatRange(0, 0.95)),
         click.option(
             "--percentile", default=99.7, show_default=True, type=click.FloatRange(0, 100)
         ),
-        click.option("--threshold-scale", default=1.0, show_default=True, type=float),
+        click.option("--threshold-scale", type=float, help="after conversion" + RECIPE),
         click.option(
             "--encoding",
             type=click.Choice(["direct", "poisson"]),
@@ -65,9 +68,13 @@ def _train_options(fn):
         click.option(
             "--precision",
             type=click.Choice(["fp32", "bf16", "fp16"]),
-            default="fp32",
+            help="precision of the synaptic ops; potentials and loss stay fp32" + RECIPE,
+        ),
+        click.option(
+            "--device",
+            default="auto",
             show_default=True,
-            help="precision of the synaptic ops (membrane potentials and loss stay fp32)",
+            help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:N or mps",
         ),
     ]
     for option in reversed(options):
@@ -82,7 +89,9 @@ def train(output: str, **options) -> None:
     """ANN → conversion → DIET training, resuming finished or partial stages."""
     from dietsnn_deploy.services import train as service
 
-    click.echo(service.train_all(service.config(options), Path(output)))
+    cfg = service.config(options)
+    click.echo(service.recipe_line(cfg))
+    click.echo(service.train_all(cfg, Path(output)))
 
 
 @cli.command("train-ann")
@@ -92,7 +101,9 @@ def train_ann_cmd(output: str, **options) -> None:
     """Stage 1 only: train (or resume) the ANN."""
     from dietsnn_deploy.services import train as service
 
-    click.echo(service.train_ann(service.config(options), Path(output)))
+    cfg = service.config(options)
+    click.echo(service.recipe_line(cfg))
+    click.echo(service.train_ann(cfg, Path(output)))
 
 
 @cli.command("convert")

@@ -26,32 +26,21 @@ from dietsnn_deploy.services.train import summary
 from dietsnn_deploy.spine.network import DeployedNetwork
 from dietsnn_deploy.spine.settings import RunSettings
 from dietsnn_deploy.training.checkpoints import load_checkpoint
-from dietsnn_deploy.training.pipeline import TrainConfig, run_all, run_finetune, stage_paths
+from dietsnn_deploy.training.config import TrainConfig
+from dietsnn_deploy.training.pipeline import run_all, run_finetune, stage_paths
 from exporters.netx import write_netx
 from hw_sim.energy import energy
 from hw_sim.energy_models import DEFAULT_MODEL, get_model
-
-DEMO_CONFIG = dict(
-    dataset="digits",
-    arch="vgg-tiny",
-    timesteps=5,
-    ann_epochs=30,
-    ann_lr=3e-3,
-    snn_epochs=8,
-    batch_size=32,
-    snn_batch_size=32,
-)
-FINETUNE_EPOCHS = 3
 
 
 def run_demo(work: Path, lava_images: int, say: Callable[[str], None]) -> None:
     """Train (resuming finished stages), fine-tune, export ``work/digits.net``, classify, and
     end with the energy report; ``say`` prints each result as it comes."""
     torch.set_num_threads(1)  # the demo's layers are too small to gain from intra-op threads
-    cfg = TrainConfig(**DEMO_CONFIG)
+    cfg = TrainConfig(dataset="digits")  # the digits recipe (dietsnn_deploy/training/recipes.py)
     checkpoint = work / "digits.pt"
+    say(cfg.recipe.describe("digits"))
     say(summary(run_all(cfg, checkpoint)))
-    cfg.snn_epochs = FINETUNE_EPOCHS
     _, tuned = run_finetune(cfg, stage_paths(checkpoint)["snn"], work / "digits.hw.pt")
     say(f"hardware-aware fine-tuning (hard reset, quantized): {100 * tuned.accuracy:.2f}%")
     net = load_network(work / "digits.hw.pt")

@@ -13,8 +13,9 @@ from dietsnn_deploy.services.outputs import check_outputs
 from dietsnn_deploy.spine.settings import RunSettings, check_timesteps
 from dietsnn_deploy.training import pipeline
 from dietsnn_deploy.training.checkpoints import ModelInfo, load_checkpoint
+from dietsnn_deploy.training.config import TrainConfig
 from dietsnn_deploy.training.loop import evaluate
-from dietsnn_deploy.training.pipeline import TrainConfig, stage_paths
+from dietsnn_deploy.training.pipeline import stage_paths
 
 
 def config_threads(threads: int | None) -> None:
@@ -40,6 +41,11 @@ def summary(info: ModelInfo) -> str:
         f"{info.arch} on {info.dataset}, T={info.timesteps}: ANN {pct(info.ann_accuracy)}, "
         f"converted {pct(info.converted_accuracy)}, DIET-SNN {pct(info.accuracy)}"
     )
+
+
+def recipe_line(cfg: TrainConfig) -> str:
+    """The recipe a new run starts from (what ``train`` prints first)."""
+    return cfg.recipe.describe(cfg.dataset or "digits")
 
 
 def train_all(cfg: TrainConfig, output: Path) -> str:

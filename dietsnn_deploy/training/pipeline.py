@@ -9,83 +9,19 @@ that would contradict them are refused, not ignored.
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from dietsnn_deploy.data import check_name, dataset_info, make_loader
+from dietsnn_deploy.data import dataset_info, make_loader
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.encodings import get_encoding
 from dietsnn_deploy.spine.neurons import get_neuron_model
-from dietsnn_deploy.spine.settings import RunSettings, check_timesteps, resolve_device
 from dietsnn_deploy.training.checkpoints import ModelInfo, load_checkpoint, save_checkpoint
+from dietsnn_deploy.training.config import DEFAULT_DATASET, NEURON_MODEL, TrainConfig
 from dietsnn_deploy.training.loop import evaluate
-from dietsnn_deploy.training.models import ARCHITECTURES, DietNet, build_model
+from dietsnn_deploy.training.models import DietNet, build_model
 from dietsnn_deploy.training.stages import convert, train_ann, train_snn
-
-#: ``--neuron`` choices: the neuron model, or ``if`` = the LIF model with every leak fixed at 1
-#: (the Figure 3 ablation).
-NEURON_CHOICES = ("lif", "if")
-_NEURON_MODEL = {"lif": "lif", "if": "lif"}
-
-
-@dataclass
-class TrainConfig:
-    """Options of the three stages (defaults follow the paper and the official code)."""
-
-    dataset: str | None = None  # None: digits for a new run, the checkpoint's in later stages
-    arch: str | None = None  # None: vgg-tiny for a new run, the checkpoint's in later stages
-    data_dir: str | None = None
-    timesteps: int = 5
-    ann_epochs: int = 20
-    snn_epochs: int = 5
-    batch_size: int = 128
-    snn_batch_size: int = 64
-    ann_lr: float = 1e-3
-    snn_lr: float = 1e-4
-    neuron_lr: float | None = None  # thresholds and leaks; None: snn_lr
-    weight_decay: float = 5e-4
-    dropout: float = 0.2
-    percentile: float = 99.7
-    threshold_scale: float = 1.0
-    calibration_images: int = 512
-    encoding: str = "direct"
-    neuron: str = "lif"  # "if" keeps every leak at 1
-    train_threshold: bool = True
-    train_leak: bool = True
-    train_limit: int | None = None
-    test_limit: int | None = None
-    seed: int = 0
-    precision: str = "fp32"
-    device: str = "cpu"
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        """Refuse a learning rate that can't train (NaN, infinite, ≤ 0), a bad T, an unknown
-        encoding, neuron, precision or device, before any work."""
-        rates = {"ann_lr": self.ann_lr, "snn_lr": self.snn_lr, "neuron_lr": self.neuron_lr}
-        for name, rate in rates.items():
-            if rate is not None and not (math.isfinite(rate) and rate > 0):
-                option = "--" + name.replace("_", "-")
-                raise DeployError(f"{option} must be a finite number > 0, got {rate}")
-        get_encoding(self.encoding)
-        if self.arch is not None and self.arch not in ARCHITECTURES:
-            raise DeployError(
-                f"unknown architecture {self.arch[:40]!r}; choose from {', '.join(ARCHITECTURES)}"
-            )
-        if self.dataset is not None:
-            check_name(self.dataset)
-        if self.neuron not in NEURON_CHOICES:
-            raise DeployError(f"unknown neuron {self.neuron!r}; choose from {NEURON_CHOICES}")
-        _ = self.settings  # checks T, precision and device
-
-    @property
-    def settings(self) -> RunSettings:
-        """The run settings of every stage: T, device and precision."""
-        check_timesteps(self.timesteps, "--timesteps")
-        return RunSettings(self.timesteps, resolve_device(self.device), self.precision)
 
 
 def stage_paths(out: Path) -> dict[str, Path]:
@@ -95,9 +31,6 @@ def stage_paths(out: Path) -> dict[str, Path]:
         "converted": out.with_name(f"{out.stem}.converted{out.suffix}"),
         "snn": out,
     }
-
-
-DEFAULT_DATASET, DEFAULT_ARCH = "digits", "vgg-tiny"
 
 
 def _loaders(cfg: TrainConfig, info: ModelInfo, batch_size: int):
@@ -181,7 +114,8 @@ def _stage_epochs(info: ModelInfo, stages: tuple[str, ...]) -> int:
 def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
     """Stage 1, resuming from ``out`` if it holds a partial ANN run."""
     torch.manual_seed(cfg.seed)
-    dataset, arch = cfg.dataset or DEFAULT_DATASET, cfg.arch or DEFAULT_ARCH
+    cfg = cfg.for_dataset(cfg.dataset or DEFAULT_DATASET)
+    dataset, arch = cfg.dataset, cfg.arch
     done = _resumable(out, "ann")
     if done is not None:
         model, info = done
@@ -226,10 +160,11 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
     model, info, resumed = _start_stage(cfg, out, "converted", ann_path, ("ann",), "convert")
     if resumed:
         return model, info
+    cfg = cfg.for_dataset(info.dataset)
     images = calibration_images(info, cfg.data_dir, cfg.calibration_images)
     # thresholds are balanced on the input the SNN will see
     model.encoding = get_encoding(cfg.encoding)
-    model.neuron_model = get_neuron_model(_NEURON_MODEL[cfg.neuron], "soft")
+    model.neuron_model = get_neuron_model(NEURON_MODEL[cfg.neuron], "soft")
     thresholds = convert(
         model,
         images,
@@ -256,6 +191,7 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
     model, info, resumed = _start_stage(
         cfg, out, "snn", converted_path, ("converted",), "train-snn"
     )
+    cfg = cfg.for_dataset(info.dataset)
     if not resumed:
         info.stage = "snn"
         info.history = [h for h in info.history if h["stage"] == "ann"]
@@ -315,12 +251,13 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
     """Hardware-aware fine-tuning of a trained SNN checkpoint (see ``hardware_aware``)."""
     from dietsnn_deploy.training.hardware_aware import finetune_hardware
 
-    if cfg.snn_epochs < 1:
-        raise DeployError("finetune needs at least one epoch (--snn-epochs ≥ 1)")
     torch.manual_seed(cfg.seed)
     model, info, resumed = _start_stage(
         cfg, out, "hardware", source, ("snn", "converted"), "finetune"
     )
+    cfg = cfg.for_dataset(info.dataset, finetune=True)
+    if cfg.snn_epochs < 1:
+        raise DeployError("finetune needs at least one epoch (--snn-epochs ≥ 1)")
     if not resumed:
         info.stage, info.reset = "hardware", "hard"
     done_epochs = _stage_epochs(info, ("hardware",))
