@@ -45,18 +45,25 @@ from hw_sim.synapses import ConvSynapse, DenseSynapse, wrap_current
 class Emulator:
     """A :class:`DeployedNetwork` prepared for repeated emulation (weights converted once)."""
 
-    def __init__(self, net: DeployedNetwork, *, saturate_a_in: bool = False) -> None:
+    def __init__(
+        self,
+        net: DeployedNetwork,
+        *,
+        saturate_a_in: bool = False,
+        device: torch.device | str = "cpu",
+    ) -> None:
         net.validate(netx_exact=False)
         self.net = net
         self.saturate_a_in = saturate_a_in
+        self.device = torch.device(device)
         self.synapses: list[ConvSynapse | DenseSynapse | None] = [None]
         for index, layer in enumerate(net.layers[1:], start=1):
             previous = net.layers[index - 1]
             if isinstance(layer, ConvLayer):
-                self.synapses.append(ConvSynapse(layer))
+                self.synapses.append(ConvSynapse(layer, self.device))
             elif isinstance(layer, DenseLayer):
                 unflat = previous.in_shape if isinstance(previous, FlattenLayer) else previous.shape
-                self.synapses.append(DenseSynapse(layer, tuple(unflat)))
+                self.synapses.append(DenseSynapse(layer, tuple(unflat), self.device))
             else:
                 self.synapses.append(None)
         self.models = [
@@ -123,7 +130,7 @@ class Emulator:
             )
         if tensor.dtype.is_floating_point or tensor.dtype == torch.bool:
             raise DeployError(f"drive must be integer (bias_mant), got {tensor.dtype}")
-        tensor = tensor.to(torch.int64)
+        tensor = tensor.to(device=self.device, dtype=torch.int64)
         if tensor.numel() and (tensor.max() > BIAS_MAX or tensor.min() < -BIAS_MAX - 1):
             raise DeployError(f"drive outside the 13-bit bias range [{-BIAS_MAX - 1}, {BIAS_MAX}]")
         return HostDrive(drive=tensor, frames=host.frames)
@@ -134,7 +141,7 @@ class Emulator:
         in Lava."""
         model = self.models[index]
         state = model.fixed_state(current[0])
-        spikes = torch.empty(current.shape, dtype=torch.bool)
+        spikes = torch.empty(current.shape, dtype=torch.bool, device=current.device)
         for t in range(current.shape[0]):
             spikes[t] = model.fixed_step(state, current[t], neuron)
         return spikes, state["v"]
@@ -173,6 +180,7 @@ def classify(
     *,
     seed: int = 0,
     saturate_a_in: bool = False,
+    device: torch.device | str = "cpu",
 ) -> EmulatorResult:
     """Classify ``images`` (N, C, H, W), float pixels in [0, 1] before mean/std (the host
     normalises them, :func:`hw_sim.host.host_drive`), in batches; random input frames are
@@ -183,10 +191,13 @@ def classify(
     """
     if batch_size < 1:
         raise DeployError(f"batch_size must be ≥ 1, got {batch_size}")
-    emulator = Emulator(net, saturate_a_in=saturate_a_in)
+    emulator = Emulator(net, saturate_a_in=saturate_a_in, device=device)
     batch = min(batch_size, max(len(images), 1))
-    check_memory(emulator.bytes_per_image() * batch, f"emulating a batch of {batch} at T = "
-                 f"{net.timesteps}")  # fmt: skip
+    check_memory(
+        emulator.bytes_per_image() * batch,
+        f"emulating a batch of {batch} at T = {net.timesteps}",
+        device=emulator.device,
+    )
     readouts: list[torch.Tensor] = []
     counts: list[int | None] = [
         None if isinstance(layer, FlattenLayer) or not layer.neuron.spiking else 0
@@ -200,7 +211,7 @@ def classify(
         batch = images[start : start + batch_size]
         drive = host_drive(net.encoder, batch, net.timesteps, seed=seed, first_index=start)
         record = emulator.run(drive, record=True)
-        readouts.append(record.readout)
+        readouts.append(record.readout.cpu())
         for i, spikes in enumerate(record.spikes):
             if spikes is not None:
                 counts[i] += int(spikes.sum())

@@ -102,7 +102,7 @@ class OpCounter:
             self._count_frames(record.frames, batch)
         for row, geometry in enumerate(self.plan):
             if geometry.spiking:
-                self.spikes[row] += spikes(geometry.index).per_step.numpy()
+                self.spikes[row] += spikes(geometry.index).per_step.cpu().numpy()
             if geometry.source is None:  # driven by the host's bias at every step
                 self.active[row] += geometry.neurons * batch
                 continue
@@ -123,7 +123,8 @@ class OpCounter:
             raise DeployError(f"the spike record's input frames are {shape}, expected {expected}")
         for t in self.binary_steps:
             per_pixel = frames[t].abs().sum(dim=(0, 1))  # (H, W): inputs at each position
-            self.host_acs[t] += int((per_pixel.double() * self.frame_fan_out).sum())
+            fan_out = self.frame_fan_out.to(per_pixel.device)
+            self.host_acs[t] += int((per_pixel.double() * fan_out).sum())
             self.input_spikes += int(frames[t].abs().sum())
 
     def _spikes(self, record: SpikeRecord, index: int) -> torch.Tensor:
@@ -143,14 +144,15 @@ class OpCounter:
         """(events per step, active updates per step) for one batch of source spikes."""
         synapse = geometry.synapse
         if isinstance(synapse, DenseGeometry):
-            events = source.per_step.numpy() * synapse.out_features
-            return events, source.samples_with_spikes.numpy() * synapse.out_features
-        events = (source.per_pixel * self.fan_out[geometry.index]).sum(dim=(1, 2)).numpy()
-        window = torch.ones((1, 1, *synapse.kernel))
+            events = source.per_step.cpu().numpy() * synapse.out_features
+            return events, source.samples_with_spikes.cpu().numpy() * synapse.out_features
+        fan_out = self.fan_out[geometry.index].to(source.bytes.device)
+        events = (source.per_pixel * fan_out).sum(dim=(1, 2)).cpu().numpy()
+        window = torch.ones((1, 1, *synapse.kernel), device=source.bytes.device)
         reached = F.conv2d(
             source.any_channel, window, stride=synapse.stride, padding=synapse.padding
         )
-        positions = (reached > 0).reshape(self.timesteps, -1).sum(dim=1).numpy()
+        positions = (reached > 0).reshape(self.timesteps, -1).sum(dim=1).cpu().numpy()
         return events, positions * synapse.out_shape[0]
 
     def result(self) -> OpCounts:

@@ -105,7 +105,7 @@ def _chunks(x: torch.Tensor) -> list[torch.Tensor]:
 class ConvSynapse:
     """wrap24(conv2d(spikes, W)) for a :class:`ConvLayer`, pooled input summed first."""
 
-    def __init__(self, layer: ConvLayer) -> None:
+    def __init__(self, layer: ConvLayer, device: torch.device | None = None) -> None:
         weight = np.asarray(layer.weight).astype(np.int64)
         self.pool, self.stride, self.padding = 1, tuple(layer.stride), tuple(layer.padding)
         original = geometry.unfold_conv(
@@ -118,7 +118,7 @@ class ConvSynapse:
         self.dtype = _float_dtype(l1_bound)
         self.wraps = l1_bound >= U_WRAP  # otherwise wrap24 is provably the identity
         self.bound = min(l1_bound, U_WRAP)  # |a_in| ≤ bound
-        self.weight = torch.from_numpy(weight).to(self.dtype)
+        self.weight = torch.from_numpy(weight).to(device=device, dtype=self.dtype)
 
     def __call__(self, spikes: torch.Tensor) -> torch.Tensor:
         outputs = []
@@ -135,7 +135,9 @@ class ConvSynapse:
 class DenseSynapse:
     """floor(Σ_active W_eff / 2**s) for a :class:`DenseLayer`; pooled input summed first."""
 
-    def __init__(self, layer: DenseLayer, in_shape: tuple[int, ...]) -> None:
+    def __init__(
+        self, layer: DenseLayer, in_shape: tuple[int, ...], device: torch.device | None = None
+    ) -> None:
         weight = np.asarray(layer.weight)
         self.pool, self.in_shape = 1, in_shape
         k = layer.pool
@@ -148,7 +150,7 @@ class DenseSynapse:
         l1_bound = geometry.fan_in_l1(weight) * self.pool**2
         self.dtype = _float_dtype(l1_bound)
         self.bound = -(-l1_bound >> self.shift)  # |a_in| ≤ ceil(L1 / 2**s)
-        self.weight_t = torch.from_numpy(weight.T.copy()).to(self.dtype)
+        self.weight_t = torch.from_numpy(weight.T.copy()).to(device=device, dtype=self.dtype)
 
     def __call__(self, spikes: torch.Tensor) -> torch.Tensor:
         outputs = []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import torch
@@ -10,10 +12,11 @@ from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.services.networks import LoadOptions, deploy_model
 from dietsnn_deploy.services.outputs import check_outputs
-from dietsnn_deploy.spine.settings import RunSettings, check_timesteps
+from dietsnn_deploy.spine.settings import RunSettings, check_timesteps, resolve_device
 from dietsnn_deploy.training import pipeline
 from dietsnn_deploy.training.checkpoints import ModelInfo, load_checkpoint
 from dietsnn_deploy.training.config import TrainConfig
+from dietsnn_deploy.training.distributed import join
 from dietsnn_deploy.training.loop import evaluate
 from dietsnn_deploy.training.pipeline import stage_paths
 
@@ -25,11 +28,16 @@ def config_threads(threads: int | None) -> None:
 
 
 def config(options: dict) -> TrainConfig:
-    """The :class:`TrainConfig` of a command's options (``threads`` sets torch's CPU threads)."""
+    """The :class:`TrainConfig` of a command's options (``threads`` sets torch's CPU threads);
+    under torchrun this process joins the group here."""
     options = dict(options)
     threads = options.pop("threads", None)
     cfg = TrainConfig(**options)
     config_threads(threads)
+    ranks = join(resolve_device(cfg.device))
+    if not ranks.main:  # rank 0 alone reports (and writes, draws progress bars)
+        cfg.progress = False
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (for the life of this rank)
     return cfg
 
 

@@ -9,6 +9,7 @@ from dietsnn_deploy.data import check_name
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.encodings import get_encoding
 from dietsnn_deploy.spine.settings import RunSettings, check_timesteps, resolve_device
+from dietsnn_deploy.training.distributed import current, rank_device
 from dietsnn_deploy.training.models import ARCHITECTURES
 from dietsnn_deploy.training.recipes import Recipe, recipe
 
@@ -100,4 +101,5 @@ class TrainConfig:
         """The run settings of every stage: T, device and precision (of a resolved config)."""
         if self.timesteps is None or self.precision is None:
             raise DeployError("internal: run settings of a config not resolved from a recipe")
-        return RunSettings(self.timesteps, resolve_device(self.device), self.precision)
+        device = rank_device(resolve_device(self.device), current())
+        return RunSettings(self.timesteps, device, self.precision)

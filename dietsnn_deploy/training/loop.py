@@ -1,9 +1,11 @@
 """The epoch loop every training stage shares, and evaluation.
 
 One step: forward under the run's precision (synaptic ops in bf16/fp16, potentials and loss in
-fp32), cross-entropy, backward, optimizer step, then ``after_step`` (leak clamps, hardware
-scale refresh). The learning rate follows a cosine over the stage's epochs, entered at
-``start_epoch`` when a run resumes.
+fp32), cross-entropy, backward (fp16 through a gradient scaler), optimizer step, then
+``after_step`` (leak clamps, hardware scale refresh). The learning rate follows a cosine over
+the stage's epochs, entered at ``start_epoch`` when a run resumes. Under torchrun the model is
+wrapped in ``DistributedDataParallel``, each rank evaluates every world-th test batch, and
+every metric is summed over the ranks (:mod:`.distributed`).
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from dietsnn_deploy.data import set_epoch
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.settings import RunSettings, check_memory
+from dietsnn_deploy.training.distributed import current, sum_over_ranks
 from dietsnn_deploy.training.models import DietNet
 
 
@@ -48,8 +52,8 @@ def check_run_memory(model: DietNet, batch: int, settings: RunSettings, mode: st
                      f"T = {settings.timesteps}", device=settings.device)  # fmt: skip
 
 
-def logits_of(model: DietNet, images: torch.Tensor, settings: RunSettings) -> torch.Tensor:
-    """The model's logits (fp32) under the run's precision."""
+def logits_of(model: nn.Module, images: torch.Tensor, settings: RunSettings) -> torch.Tensor:
+    """The model's logits (fp32) under the run's precision (``model`` may be DDP-wrapped)."""
     with settings.autocast():
         logits = model(images, settings.timesteps)
     return logits.float()
@@ -63,32 +67,37 @@ def evaluate(
     progress: bool = False,
     desc: str = "evaluate",
 ) -> EvalResult:
-    """Accuracy of the model in its current mode; SNNs also report per-layer spike rates."""
+    """Accuracy of the model in its current mode; SNNs also report per-layer spike rates
+    (spikes per neuron over all T). Under torchrun every rank takes every world-th batch and
+    the sums are combined, so all ranks return the same result."""
     model.eval()
     check_run_memory(model, _batch_size(loader), settings, "eval")
-    correct = total = 0
-    loss_sum = 0.0
-    spike_sums: dict[str, float] = {}
-    neurons: dict[str, int] = {}
+    ranks = current()
+    keys = model.neuron_keys if model.spiking else []
+    sums = dict.fromkeys(["correct", "total", "loss", *(f"spikes {k}" for k in keys)], 0.0)
     with torch.no_grad():
-        for images, labels in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        batches = tqdm(loader, desc=desc, disable=not progress or not ranks.main, leave=False)
+        for index, (images, labels) in enumerate(batches):
+            if index % ranks.world != ranks.rank:
+                continue
             images, labels = images.to(settings.device), labels.to(settings.device)
             if model.spiking:
                 with settings.autocast():
                     out = model.run_snn(images, settings.timesteps, record=True)
                 logits = out.logits.float()
                 for key, spikes in out.spikes.items():
-                    spike_sums[key] = spike_sums.get(key, 0.0) + float(spikes.sum())
-                    neurons[key] = spikes[0, 0].numel()
+                    sums[f"spikes {key}"] += float(spikes.sum())
             else:
                 logits = logits_of(model, images, settings)
-            loss_sum += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
-            correct += int((logits.argmax(1) == labels).sum())
-            total += len(labels)
-    if total == 0:
+            sums["loss"] += float(nn.functional.cross_entropy(logits, labels, reduction="sum"))
+            sums["correct"] += int((logits.argmax(1) == labels).sum())
+            sums["total"] += len(labels)
+    totals = dict(zip(sums, sum_over_ranks(list(sums.values()), settings.device), strict=True))
+    if totals["total"] == 0:
         raise DeployError("evaluation set is empty")
-    rates = {k: spike_sums[k] / (neurons[k] * total) for k in spike_sums}
-    return EvalResult(correct / total, loss_sum / total, rates)
+    neurons = model.neurons_by_key() if keys else {}
+    rates = {k: totals[f"spikes {k}"] / (neurons[k] * totals["total"]) for k in keys}
+    return EvalResult(totals["correct"] / totals["total"], totals["loss"] / totals["total"], rates)
 
 
 def _batch_size(loader) -> int:
@@ -99,6 +108,16 @@ def _batch_size(loader) -> int:
         size = size or getattr(sampler, "batch_size", None)
     dataset = getattr(loader, "dataset", None)
     return min(size or 1, len(dataset)) if dataset is not None else (size or 1)
+
+
+def _wrapped(model: DietNet, settings: RunSettings) -> nn.Module:
+    """The module the steps run: DDP around ``model`` under torchrun, ``model`` alone."""
+    if not current().distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [settings.device.index] if settings.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, gradient_as_bucket_view=True)
 
 
 def fit(
@@ -116,31 +135,40 @@ def fit(
     after_step: Callable[[], None] | None = None,
 ) -> list[dict]:
     """Train ``epochs`` epochs from ``start_epoch``; evaluate and call ``on_epoch(entry)``
-    after each (entry: stage, epoch, train loss/accuracy, test accuracy, thresholds, leaks)."""
-    base_lrs = [group["lr"] for group in optimizer.param_groups]
+    after each, on rank 0 only (entry: stage, epoch, train loss/accuracy, test accuracy,
+    test spike rates, thresholds, leaks)."""
+    model.to(settings.device)
     check_run_memory(model, _batch_size(train_loader), settings, "train")
+    ranks = current()
+    stepped = _wrapped(model, settings)
+    scaler = torch.amp.GradScaler(settings.device.type, enabled=settings.precision == "fp16")
+    base_lrs = [group["lr"] for group in optimizer.param_groups]
     history = []
     for epoch in range(start_epoch, epochs):
         for group, base in zip(optimizer.param_groups, base_lrs, strict=True):
             group["lr"] = base * 0.5 * (1.0 + math.cos(math.pi * epoch / epochs))
+        set_epoch(train_loader, epoch)
         model.train()
         seen = correct = 0
         loss_sum = 0.0
-        bar = tqdm(train_loader, desc=f"{stage} {epoch + 1}/{epochs}", disable=not progress)
+        bar = tqdm(train_loader, desc=f"{stage} {epoch + 1}/{epochs}",
+                   disable=not progress or not ranks.main)  # fmt: skip
         for images, labels in bar:
             images, labels = images.to(settings.device), labels.to(settings.device)
-            logits = logits_of(model, images, settings)
+            logits = logits_of(stepped, images, settings)
             loss = nn.functional.cross_entropy(logits, labels)
             _check_finite(loss, stage)
             optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             if after_step is not None:
                 after_step()
             seen += len(labels)
             correct += int((logits.argmax(1) == labels).sum())
             loss_sum += loss.item() * len(labels)
             bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.3f}")
+        seen, correct, loss_sum = sum_over_ranks([seen, correct, loss_sum], settings.device)
         result = evaluate(model, test_loader, settings, progress=progress, desc=f"{stage} eval")
         history.append(
             {
@@ -149,12 +177,13 @@ def fit(
                 "train_loss": loss_sum / max(seen, 1),
                 "train_accuracy": correct / max(seen, 1),
                 "test_accuracy": result.accuracy,
+                "spike_rates": list(result.spike_rates.values()) if model.spiking else None,
                 "thresholds": model.thresholds() if model.spiking else None,
                 "leaks": model.leaks() if model.spiking else None,
             }
         )
-        if progress:
+        if progress and ranks.main:
             tqdm.write(f"{stage} epoch {epoch + 1}: test accuracy {result.accuracy:.4f}")
-        if on_epoch is not None:
+        if on_epoch is not None and ranks.main:
             on_epoch(history[-1])
     return history

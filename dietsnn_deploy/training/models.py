@@ -141,6 +141,19 @@ class DietNet(nn.Module):
                 hook.remove()
         return sum(counted)
 
+    def neurons_by_key(self) -> dict[str, int]:
+        """Neurons per spiking layer (neuron key → count), from a one-step probe run."""
+        weight = next(self.parameters())
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                out = self.run_snn(torch.zeros((1, *self.in_shape), device=weight.device), 1,
+                                   record=True)  # fmt: skip
+        finally:
+            self.train(was_training)
+        return {key: spikes[0, 0].numel() for key, spikes in out.spikes.items()}
+
     def thresholds(self) -> list[float]:
         return [float(p.detach()) for p in self.threshold.values()]
 

@@ -19,6 +19,8 @@ from dietsnn_deploy.spine.encodings import get_encoding
 from dietsnn_deploy.spine.neurons import get_neuron_model
 from dietsnn_deploy.training.checkpoints import ModelInfo, load_checkpoint, save_checkpoint
 from dietsnn_deploy.training.config import DEFAULT_DATASET, NEURON_MODEL, TrainConfig
+from dietsnn_deploy.training.distributed import barrier, current
+from dietsnn_deploy.training.logs import write_epoch_csv, write_tensorboard
 from dietsnn_deploy.training.loop import evaluate
 from dietsnn_deploy.training.models import DietNet, build_model
 from dietsnn_deploy.training.stages import convert, train_ann, train_snn
@@ -37,6 +39,7 @@ def _loaders(cfg: TrainConfig, info: ModelInfo, batch_size: int):
     """Shuffled, augmented train batches and the test set of the checkpoint's dataset, with
     its normalisation."""
     normalization = (info.mean, info.std)
+    ranks = current()
     train = make_loader(
         info.dataset,
         "train",
@@ -45,6 +48,9 @@ def _loaders(cfg: TrainConfig, info: ModelInfo, batch_size: int):
         limit=cfg.train_limit,
         seed=cfg.seed,
         normalization=normalization,
+        rank=ranks.rank,
+        world=ranks.world,
+        pin_memory=cfg.settings.device.type == "cuda",
     )
     test = make_loader(
         info.dataset,
@@ -95,7 +101,7 @@ def _start_stage(
 
 
 def _saver(model: DietNet, info: ModelInfo, out: Path):
-    """``on_epoch`` callback: record the epoch and write the checkpoint."""
+    """``on_epoch`` callback (rank 0): record the epoch, write the checkpoint and the logs."""
 
     def save(entry: dict) -> None:
         info.history.append(entry)
@@ -103,8 +109,29 @@ def _saver(model: DietNet, info: ModelInfo, out: Path):
         if entry["stage"] == "ann":
             info.ann_accuracy = info.accuracy
         save_checkpoint(model, info, out)
+        write_epoch_csv(info.history, out)
+        write_tensorboard(entry, len(info.history), out)
 
     return save
+
+
+def _seed(cfg: TrainConfig) -> None:
+    """Dropout and initialisation draw from a per-rank seed (the data order does not)."""
+    torch.manual_seed(cfg.seed + current().rank)
+
+
+def _synced(model: DietNet, info: ModelInfo, out: Path) -> tuple[DietNet, ModelInfo]:
+    """After a stage: every rank waits for rank 0's checkpoint, and the others read it back
+    (their ``info`` saw no epoch records: rank 0 alone keeps them)."""
+    barrier()
+    return (model, info) if current().main else load_checkpoint(out)
+
+
+def _save_on_main(model: DietNet, info: ModelInfo, out: Path) -> None:
+    """Rank 0 writes the checkpoint; every rank waits until it is there."""
+    if current().main:
+        save_checkpoint(model, info, out)
+    barrier()
 
 
 def _stage_epochs(info: ModelInfo, stages: tuple[str, ...]) -> int:
@@ -113,7 +140,7 @@ def _stage_epochs(info: ModelInfo, stages: tuple[str, ...]) -> int:
 
 def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
     """Stage 1, resuming from ``out`` if it holds a partial ANN run."""
-    torch.manual_seed(cfg.seed)
+    _seed(cfg)
     cfg = cfg.for_dataset(cfg.dataset or DEFAULT_DATASET)
     dataset, arch = cfg.dataset, cfg.arch
     done = _resumable(out, "ann")
@@ -152,7 +179,7 @@ def run_ann(cfg: TrainConfig, out: Path) -> tuple[DietNet, ModelInfo]:
         on_epoch=_saver(model, info, out),
         settings=cfg.settings,
     )
-    return model, info
+    return _synced(model, info, out)
 
 
 def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, ModelInfo]:
@@ -180,14 +207,14 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
     info.converted_accuracy = info.accuracy = evaluate(
         model, test, cfg.settings, progress=cfg.progress, desc="converted eval"
     ).accuracy
-    save_checkpoint(model, info, out)
+    _save_on_main(model, info, out)
     return model, info
 
 
 def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet, ModelInfo]:
     """Stage 3 (DIET, or weights only / IF as the ablation flags say), resumable, at the
     converted checkpoint's T."""
-    torch.manual_seed(cfg.seed)
+    _seed(cfg)
     model, info, resumed = _start_stage(
         cfg, out, "snn", converted_path, ("converted",), "train-snn"
     )
@@ -202,7 +229,7 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
     done_epochs = len(info.history) - _stage_epochs(info, ("ann",))
     if done_epochs >= cfg.snn_epochs:
         if not resumed:  # snn_epochs 0: the converted SNN is the result
-            save_checkpoint(model, info, out)
+            _save_on_main(model, info, out)
         return model, info
     train, test = _loaders(cfg, info, cfg.snn_batch_size)
     train_snn(
@@ -219,7 +246,7 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
         on_epoch=_saver(model, info, out),
         settings=cfg.settings.with_timesteps(info.timesteps),
     )
-    return model, info
+    return _synced(model, info, out)
 
 
 def run_all(cfg: TrainConfig, out: Path) -> ModelInfo:
@@ -251,7 +278,7 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
     """Hardware-aware fine-tuning of a trained SNN checkpoint (see ``hardware_aware``)."""
     from dietsnn_deploy.training.hardware_aware import finetune_hardware
 
-    torch.manual_seed(cfg.seed)
+    _seed(cfg)
     model, info, resumed = _start_stage(
         cfg, out, "hardware", source, ("snn", "converted"), "finetune"
     )
@@ -277,4 +304,4 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
         start_epoch=done_epochs,
         on_epoch=_saver(model, info, out),
     )
-    return model, info
+    return _synced(model, info, out)

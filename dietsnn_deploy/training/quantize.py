@@ -87,8 +87,8 @@ def synapses(model: DietNet) -> list[Synapse]:
 def raw_weight(module: nn.Module) -> torch.Tensor:
     """The float weight a layer stores (under hardware fine-tuning, before fake quantization)."""
     if parametrize.is_parametrized(module, "weight"):
-        return module.parametrizations.weight.original.detach()
-    return module.weight.detach()
+        return module.parametrizations.weight.original.detach().cpu()
+    return module.weight.detach().cpu()
 
 
 def quantize_weights(weight: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
@@ -227,7 +227,7 @@ def host_drive_max(model: DietNet, images: torch.Tensor, timesteps: int) -> floa
         )
         peak = float(first.module(analog).abs().max()) if len(analog) else 0.0
     if BINARY in encoding.step_kinds(timesteps):
-        weight = first.module.weight.detach().double().numpy()
+        weight = first.module.weight.detach().cpu().double().numpy()
         bound = geometry.input_bound(
             weight,
             conv=(model.in_shape, first.module.stride, first.module.padding),
@@ -260,7 +260,7 @@ def quantize(
     scales = layer_scales(model, drive_max, timesteps, fit_a_in=fit_a_in, calibration=calibration)
     first = syns[0].module
     encoder = HostEncoder(
-        weight=first.weight.detach().numpy().astype(np.float64),
+        weight=first.weight.detach().cpu().numpy().astype(np.float64),
         stride=tuple(first.stride),
         padding=tuple(first.padding),
         drive_scale=scales[0].scale,

@@ -32,19 +32,27 @@ def train_ann(
 ) -> list[dict]:
     """Stage 1: ReLU ANN with Adam (amsgrad), weight decay and a cosine schedule."""
     model.spiking = False
-    optimizer = _adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    return fit(
-        model,
-        train_loader,
-        test_loader,
-        optimizer,
-        epochs,
-        "ann",
-        settings or RunSettings(),
-        progress=progress,
-        start_epoch=start_epoch,
-        on_epoch=on_epoch,
-    )
+    neuron_params = [*model.threshold.values(), *model.leak.values()]
+    for p in neuron_params:  # an ANN has no neurons to train (and DDP wants no idle ones)
+        p.requires_grad_(False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = _adam(params, lr=lr, weight_decay=weight_decay)
+    try:
+        return fit(
+            model,
+            train_loader,
+            test_loader,
+            optimizer,
+            epochs,
+            "ann",
+            settings or RunSettings(),
+            progress=progress,
+            start_epoch=start_epoch,
+            on_epoch=on_epoch,
+        )
+    finally:
+        for p in neuron_params:
+            p.requires_grad_(True)
 
 
 def _adam(params, **options) -> torch.optim.Optimizer:
