@@ -61,6 +61,7 @@ def measure_deployed(
     progress: bool = True,
     seed: int = 0,
     saturate_a_in: bool = False,
+    device: torch.device | str = "cpu",
 ) -> Measurement:
     """Classify ``images`` (N, C, H, W, pixels in [0, 1]) with ``net`` on ``backend`` and count
     the operations of the spikes that occur. Lava runs all images in one pipelined run;
@@ -81,7 +82,14 @@ def measure_deployed(
         counter.add(result.record)
     else:
         result = classify(
-            net, images, batch_size, progress, counter.add, seed=seed, saturate_a_in=saturate_a_in
+            net,
+            images,
+            batch_size,
+            progress,
+            counter.add,
+            seed=seed,
+            saturate_a_in=saturate_a_in,
+            device=device,
         )
         if result.saturated is not None:
             names = {g.index: g.name for g in counter.plan}

@@ -53,9 +53,10 @@ def export(checkpoint, output, data_dir, arch, dataset, calibration, fit_a_in) -
     is_flag=True,
     help="emulator: clip each step's synaptic input to the chip's int16 a_in port, and count it",
 )
+@click.option("--device", default="cpu", show_default=True, help="where the emulator runs")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
 def simulate(
-    network, dataset, data_dir, limit, backend, batch_size, seed, saturate_a_in, as_json
+    network, dataset, data_dir, limit, backend, batch_size, seed, saturate_a_in, device, as_json
 ) -> None:
     """Classify test images with the deployed network on Lava or on the emulator."""
     from dietsnn_deploy.services.networks import LoadOptions, load_network
@@ -73,6 +74,7 @@ def simulate(
         progress=not as_json,
         seed=seed,
         saturate_a_in=saturate_a_in,
+        device=device,
     )
     report["network"] = str(network)
     click.echo(json.dumps(report) if as_json else simulation_text(report))

@@ -63,6 +63,7 @@ def _timestep_list(text: str | None) -> list[int]:
               help="seed of random input frames (Poisson encoding)")  # fmt: skip
 @click.option("--saturate-a-in", is_flag=True, help="emulator: model the chip's int16 a_in port")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads")
+@click.option("--device", default="cpu", show_default=True, help="where the emulator runs")
 def energy_cmd(
     network,
     dataset,
@@ -81,6 +82,7 @@ def energy_cmd(
     seed,
     saturate_a_in,
     threads,
+    device,
 ) -> None:
     """Op counts and energy per layer, ANN against SNN, from the spikes of test images.
 
@@ -110,6 +112,7 @@ def energy_cmd(
         batch_size=batch_size,
         seed=seed,
         saturate_a_in=saturate_a_in,
+        device=device,
     )
     run = measure_file(network, energy_model, load, options, on_float=on_float, sweep_steps=steps)
     click.echo(report_text(run, energy_model))

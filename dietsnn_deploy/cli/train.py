@@ -149,6 +149,7 @@ def finetune(checkpoint: str, output: str, **options) -> None:
 @click.option("-n", "--limit", type=click.IntRange(1), help="first N test images")
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(1))
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
+@click.option("--device", default="cpu", show_default=True, help="where the model runs")
 @click.option(
     "--energy",
     "energy_model",
@@ -156,7 +157,16 @@ def finetune(checkpoint: str, output: str, **options) -> None:
     help="also count the SNN's operations and price them with this energy model (paper-45nm, …)",
 )
 def evaluate(
-    checkpoint, dataset, data_dir, arch, timesteps, limit, batch_size, as_json, energy_model
+    checkpoint,
+    dataset,
+    data_dir,
+    arch,
+    timesteps,
+    limit,
+    batch_size,
+    as_json,
+    device,
+    energy_model,
 ) -> None:
     """Test accuracy and per-layer spike rates of a checkpoint (and, with --energy, its op
     counts and energy per image, counted on the float model)."""
@@ -173,5 +183,6 @@ def evaluate(
         batch_size=batch_size,
         energy_model=None if energy_model is None else get_model(energy_model),
         progress=not as_json,
+        device=device,
     )
     click.echo(json.dumps(report) if as_json else evaluation_text(report))

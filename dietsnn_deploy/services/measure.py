@@ -21,7 +21,7 @@ from dietsnn_deploy.services.networks import LoadOptions, deploy_model, load_spi
 from dietsnn_deploy.services.simulate import test_images
 from dietsnn_deploy.spine.network import DeployedNetwork
 from dietsnn_deploy.spine.record import SpikeRecord
-from dietsnn_deploy.spine.settings import RunSettings
+from dietsnn_deploy.spine.settings import RunSettings, resolve_device
 from dietsnn_deploy.training.checkpoints import ModelInfo
 from dietsnn_deploy.training.models import DietNet
 from exporters.netx import read_netx
@@ -75,18 +75,21 @@ def measure_float(
     predictions, correct = [], 0
     # only build a tqdm bar when it is shown (it fixes multiprocessing's start method)
     batches = tqdm(loader, desc=desc, unit="batch", leave=False) if progress else loader
+    model.to(settings.device)
     with torch.no_grad():
         for images, labels in batches:
+            images, labels = images.to(settings.device), labels.to(settings.device)
             out = model.run_snn(images, settings.timesteps, record=True)
             counter.add(float_spike_record(net, keys, out))
             predictions.append(out.logits.argmax(1))
             correct += int((predictions[-1] == labels).sum())
     counts = counter.result()
     spiking = [c for c in counts.layers if c.kind != "readout"]
+    model.cpu()
     return Measurement(
         counts=counts,
         accuracy=correct / counts.num_images,
-        predictions=torch.cat(predictions),
+        predictions=torch.cat(predictions).cpu(),
         counted_on=f"float ({model.neuron_model.reset} reset)",
         spike_rates={key: c.spike_rate for key, c in zip(keys, spiking, strict=True)},
     )
@@ -118,6 +121,7 @@ class MeasureOptions:
     seed: int = 0
     saturate_a_in: bool = False
     progress: bool = True
+    device: str = "cpu"  # where the emulator or the float model runs
 
 
 def measure_network(net: DeployedNetwork, options: MeasureOptions) -> Measurement:
@@ -132,6 +136,7 @@ def measure_network(net: DeployedNetwork, options: MeasureOptions) -> Measuremen
         progress=options.progress,
         seed=options.seed,
         saturate_a_in=options.saturate_a_in,
+        device=resolve_device(options.device),
     )
 
 
@@ -177,7 +182,7 @@ def _checkpoint_measurer(
         model,
         deployed_at(steps),
         loader,
-        RunSettings(steps),
+        RunSettings(steps, resolve_device(options.device)),
         progress=options.progress,
         desc=f"count ops, T={steps}",
     )

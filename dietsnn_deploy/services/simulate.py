@@ -9,6 +9,7 @@ import torch
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import DeployedNetwork
+from dietsnn_deploy.spine.settings import resolve_device
 
 BACKENDS = ("emulator", "lava")
 
@@ -57,6 +58,7 @@ def simulate(
     progress: bool = True,
     seed: int = 0,
     saturate_a_in: bool = False,
+    device: str = "cpu",
 ) -> dict:
     """Run test images through ``net`` on one backend; the report ``simulate --json`` prints:
     accuracy, predictions (dataset order), spike counts per layer, seconds per image, and with
@@ -77,7 +79,15 @@ def simulate(
     else:
         from hw_sim.emulator import classify
 
-        result = classify(net, images, batch_size, progress, seed=seed, saturate_a_in=saturate_a_in)
+        result = classify(
+            net,
+            images,
+            batch_size,
+            progress,
+            seed=seed,
+            saturate_a_in=saturate_a_in,
+            device=resolve_device(device),
+        )
         predictions, counts, saturated = result.predictions, result.spike_counts, result.saturated
     seconds = time.perf_counter() - start
     names = _layer_names(net)

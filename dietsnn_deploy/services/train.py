@@ -100,6 +100,7 @@ def evaluate_checkpoint(
     batch_size: int = 256,
     energy_model=None,
     progress: bool = True,
+    device: str = "cpu",
 ) -> dict:
     """Accuracy and per-layer spike rates of a checkpoint on its test set; with an
     ``energy_model`` also its op counts and energy per image (counted on the float model):
@@ -132,12 +133,18 @@ def evaluate_checkpoint(
 
         net = deploy_model(model, info, LoadOptions(data_dir=data_dir, timesteps=steps))
         measured = measure_float(
-            model, net, loader, RunSettings(steps), progress=progress, desc="evaluate"
+            model,
+            net,
+            loader,
+            RunSettings(steps, resolve_device(device)),
+            progress=progress,
+            desc="evaluate",
         )
         report.update(accuracy=measured.accuracy, spike_rates=measured.spike_rates)
         report["energy"] = report_dict(measured.counts, energy(energy_model, measured.counts))
         return report
-    result = evaluate(model, loader, RunSettings(steps), progress=progress)
+    settings = RunSettings(steps, resolve_device(device))
+    result = evaluate(model.to(settings.device), loader, settings, progress=progress)
     report.update(accuracy=result.accuracy, spike_rates=result.spike_rates)
     return report
 
