@@ -14,12 +14,12 @@ import sys
 import time
 
 import torch
+from bench_device import add_device_option, parse_device
 from results_log import append_results
 
 from dietsnn_deploy.services.networks import LoadOptions, deploy_model, load_spiking
 from dietsnn_deploy.services.simulate import test_images
 from dietsnn_deploy.spine.loihi import A_IN_MAX
-from dietsnn_deploy.spine.settings import resolve_device
 from hw_sim.counting_plan import counting_plan
 from hw_sim.emulator import classify
 
@@ -93,12 +93,15 @@ def main() -> None:
     parser.add_argument("checkpoint", help="a trained (ideally hardware fine-tuned) checkpoint")
     parser.add_argument("-n", "--limit", type=int, help="first N test images (default all)")
     parser.add_argument("--data-dir")
-    parser.add_argument("--device", default="cpu")
+    add_device_option(
+        parser, "where the emulator runs: auto, cpu, cuda, cuda:N or mps (default: cpu)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--write", action="store_true", help="append the tables to RESULTS.md")
     args = parser.parse_args()
+    device = parse_device(parser, args.device)
     torch.set_num_threads(args.threads)
-    rows = study(args.checkpoint, args.limit, args.data_dir, resolve_device(args.device))
+    rows = study(args.checkpoint, args.limit, args.data_dir, device)
     text = tables(rows)
     print(text)
     if args.write:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/ablation_fashion_mnist.py [--networks a,b,c,d]
         [--timesteps 5,10,15,25] [--poisson-timesteps …] [--diet-timesteps 5]
-        [--train-limit N] [--snn-epochs E] [-n N] [--ann runs/table1/ann.pt]
+        [--train-limit N] [--snn-epochs E] [-n N] [--ann runs/table1/ann.pt] [--device cpu]
 
 (a) IF neurons, Poisson rate-coded input; (b) IF, direct input; (c) (b) + trained thresholds;
 (d) LIF, direct input, trained thresholds and leaks (DIET-SNN). All start from one trained
@@ -27,6 +27,9 @@ A full Fashion-MNIST vgg5 run is hours per point on two CPU cores: --train-limit
 piece run with other training settings. Points are kept per -n (test images measured): give
 every piece the same -n. Training memory grows with batch × T (vgg5: about 2 MB per image and
 step, ~13 GB at 64 × 100): lower --snn-batch-size for long Poisson runs (recorded per point).
+
+SNN training, conversion and measurement run on --device (recorded per point). Poisson frames of the float model are drawn on that
+device, from its own generator: a point measured on a GPU does not see the CPU's frames.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from bench_device import add_device_option, fork_rng, parse_device
 from energy_fashion_mnist import summarise
 from matplotlib.figure import Figure
 
@@ -170,6 +174,7 @@ class Study:
             train_limit=a.train_limit,
             test_limit=a.epoch_eval_limit,
             seed=a.seed,
+            device=a.device,
             progress=not a.quiet,
         )
 
@@ -202,13 +207,16 @@ class Study:
             limit=self.args.limit,
             normalization=(info.mean, info.std),
         )
-        # counted on the plan of the network deployed at the same T
-        net = deploy_model(model, info, LoadOptions(data_dir=self.args.data_dir, timesteps=steps))
+        # counted on the plan of the network deployed at the same T (quantized on the CPU,
+        # where the calibration images are; a trained model comes back on the device)
+        options = LoadOptions(data_dir=self.args.data_dir, timesteps=steps)
+        net = deploy_model(model.cpu(), info, options)
+        device = torch.device(self.args.device)
         start = time.perf_counter()
-        with torch.random.fork_rng(devices=[]):  # Poisson frames: reproducible, no side effect
+        with fork_rng(device):  # Poisson frames: reproducible, no side effect
             torch.manual_seed(self.args.seed)
             measured = measure_float(
-                model, net, loader, RunSettings(steps), progress=not self.args.quiet
+                model, net, loader, RunSettings(steps, device), progress=not self.args.quiet
             )
         seconds = time.perf_counter() - start
         run = summarise(f"({network.key}) T={steps}", measured, counting_plan(net), seconds)
@@ -241,6 +249,7 @@ class Study:
                 "note": "this invocation only; a resumed or finished stage takes ~0 s",
             },
             "settings": self.settings,
+            "device": str(device),
             "measured_at": time.strftime("%Y-%m-%d %H:%M"),
         }
         atomic_write_text(self.point_path(network, steps), json.dumps(point, indent=2) + "\n")
@@ -457,7 +466,13 @@ def main() -> None:
     parser.add_argument("--summary-only", action="store_true", help="train nothing, summarise")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_option(
+        parser,
+        "where the SNNs train and are measured: auto, cpu, cuda, cuda:N or mps"
+        " (default: cpu; conversion runs on the CPU)",
+    )
     args = parser.parse_args()
+    args.device = str(parse_device(parser, args.device))
     for name in ("train_limit", "limit", "epoch_eval_limit"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise DeployError(f"--{name.replace('_', '-')} must be ≥ 1")

@@ -1,11 +1,13 @@
 """Bulk SNN execution vs the per-step loop: time of one DIET training step, and equality.
 
-    .venv/bin/python benchmarks/bulk_vs_loop.py [--repeats 5] [--threads 1] [--no-record]
+    .venv/bin/python benchmarks/bulk_vs_loop.py [--repeats 5] [--threads 1] [--device cpu]
+        [--no-write]
 
 For each case (vgg5 and vgg5-slim on 28×28 Fashion-MNIST test images, batch 64, T = 5, train
 mode with dropout), one full step — forward, cross-entropy, backward, Adam step, leak clamp —
 is timed with ``run_snn(bulk=True)`` and ``bulk=False`` from the same weights and RNG state;
-the median of ``--repeats`` runs is reported. A separate untimed step checks that logits and
+the median of ``--repeats`` runs is reported (on --device; the clock is read after the device
+has finished its work). A separate untimed step checks that logits and
 spikes are identical and gradients close. Prints Markdown rows and appends a dated entry to
 benchmarks/RESULTS.md (exit status 1 if spikes differ or gradients are not close).
 """
@@ -21,6 +23,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from bench_device import add_device_option, parse_device, synchronize
 from results_log import RESULTS, append_results
 from torch import nn
 
@@ -63,15 +66,18 @@ def fashion_batch(batch: int) -> tuple[torch.Tensor, torch.Tensor, str]:
         return images, torch.arange(batch) % 10, "uniform noise (Fashion-MNIST not found)"
 
 
-def prepared_model(arch: str, images: torch.Tensor, timesteps: int) -> DietNet:
+def prepared_model(
+    arch: str, images: torch.Tensor, timesteps: int, device: torch.device
+) -> DietNet:
     """Untrained weights, thresholds balanced on ``images`` (scale 0.5 to get lively spiking),
-    leaks 0.9: a network whose every layer spikes, as after conversion."""
+    leaks 0.9: a network whose every layer spikes, as after conversion. Converted on the CPU
+    (the same thresholds on every device), then moved to ``device``."""
     torch.manual_seed(0)
     model = build_model(arch, SHAPE, 10)
-    convert(model, images, timesteps=timesteps, scale=0.5, progress=False)
+    convert(model, images.cpu(), timesteps=timesteps, scale=0.5, progress=False)
     model.set_neuron_params(leaks=[0.9] * len(model.neuron_keys))
     model.train()
-    return model
+    return model.to(device)
 
 
 def training_step(
@@ -93,8 +99,11 @@ def _fresh(model: DietNet, state: dict):
     return torch.optim.Adam(model.parameters(), lr=1e-4, amsgrad=True)
 
 
-def compare(arch: str, images, labels, timesteps: int, repeats: int) -> Comparison:
-    model = prepared_model(arch, images, timesteps)
+def compare(
+    arch: str, images, labels, timesteps: int, repeats: int, device: torch.device
+) -> Comparison:
+    """Both modes on ``device`` (``images`` and ``labels`` are already there)."""
+    model = prepared_model(arch, images, timesteps, device)
     state = copy.deepcopy(model.state_dict())
 
     # Equality: one step each from the same weights and the same dropout draws.
@@ -120,8 +129,10 @@ def compare(arch: str, images, labels, timesteps: int, repeats: int) -> Comparis
         for bulk in (True, False):
             optimizer = _fresh(model, state)
             torch.manual_seed(1)
+            synchronize(device)
             start = time.perf_counter()
             training_step(model, optimizer, images, labels, timesteps, bulk)
+            synchronize(device)
             times[bulk].append(time.perf_counter() - start)
     return Comparison(
         arch=arch,
@@ -160,24 +171,35 @@ def main() -> int:
     parser.add_argument("--timesteps", type=int, default=5)
     parser.add_argument("--arch", action="append", help=f"default: {', '.join(CASES)}")
     parser.add_argument("--no-write", action="store_true", help="do not append to RESULTS.md")
+    add_device_option(parser)
     args = parser.parse_args()
+    device = parse_device(parser, args.device)
     torch.set_num_threads(args.threads)
     images, labels, source = fashion_batch(args.batch)
+    images, labels = images.to(device), labels.to(device)
     rows, ok = [], True
     print(TABLE_HEAD)
     for arch in args.arch or CASES:
-        result = compare(arch, images, labels, args.timesteps, args.repeats)
+        result = compare(arch, images, labels, args.timesteps, args.repeats, device)
         rows.append(table_row(result, args.batch, args.timesteps))
         print(rows[-1], flush=True)
         ok &= result.spikes_identical and result.grad_max_rel_diff < 1e-4
     command = "python benchmarks/bulk_vs_loop.py " + " ".join(sys.argv[1:])
+    where = (
+        f"{torch.get_num_threads()} CPU thread(s), on a 2-core machine shared with other jobs at"
+        " the time (absolute times are noisy; the ratio is the figure to read)"
+    )
+    if device.type != "cpu":
+        where = f"on {_device_name(device)}; the ratio is the figure to read"
     entry = (
         f"### {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} — `{command.strip()}`\n\n"
         f"One DIET training step (forward, cross-entropy, backward, Adam, leak clamp) in train"
         f" mode with dropout, on {source}; median of {args.repeats} runs per mode, modes"
-        f" alternated. torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s), on a"
-        " 2-core machine shared with other jobs at the time (absolute times are noisy; the"
-        " ratio is the figure to read).\n\n" + TABLE_HEAD + "\n" + "\n".join(rows) + "\n\n"
+        f" alternated. torch {torch.__version__}, {where}.\n\n"
+        + TABLE_HEAD
+        + "\n"
+        + "\n".join(rows)
+        + "\n\n"
     )
     if not args.no_write:
         append_results(entry, HEADING)
@@ -185,6 +207,12 @@ def main() -> int:
     if not ok:
         print("error: bulk and per-step runs disagree", file=sys.stderr)
     return 0 if ok else 1
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/deploy_fashion_mnist.py [--checkpoint runs/table1/diet.pt]
         [--finetune-epochs 1] [--lava-images 10] [--test-limit N] [--train-limit N]
+        [--device cpu]
 
 Rows: the float DIET-SNN with its own soft reset and with Loihi's hard reset (full test set);
 the quantized network on the bit-exact emulator before hardware-aware fine-tuning; the
@@ -9,6 +10,8 @@ fine-tuned model (float, hard reset) and its quantized network on the emulator; 
 fixed-point CPU simulation of the deployed network on the first --lava-images test images
 beside the emulator on the same images: accuracy, whether spikes (layer by layer) and readout
 potentials are identical, and images/s of each (runtime build excluded, reported apart).
+The float rows, fine-tuning and the emulator run on --device (the "runs on" column names it
+when it is not the CPU); quantization and Lava always run on the CPU.
 
 Fine-tuning goes through ``pipeline.run_finetune`` into ``<workdir>/<stem>.hw.pt`` and resumes
 from there on a rerun. Prints the Markdown table, writes the figures as JSON next to the
@@ -27,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from bench_device import add_device_option, parse_device, synchronize
 from results_log import RESULTS, append_results
 
 from dietsnn_deploy.atomic import atomic_write_text
@@ -46,6 +50,7 @@ from hw_sim.host import encode_drive
 HEADING = "## Deploying a Fashion-MNIST DIET-SNN to Loihi fixed point"
 TABLE_HEAD = "| step | runs on | images | accuracy | images/s | notes |\n|---|---|---|---|---|---|"
 CALIBRATION_IMAGES = 512  # as run_finetune and the export command use
+CPU = torch.device("cpu")
 
 
 @dataclass
@@ -84,16 +89,24 @@ class Results:
     details: dict = field(default_factory=dict)
 
 
-def emulate(net: DeployedNetwork, images: torch.Tensor, batch_size: int = 256) -> EmulatorRun:
-    """Classify ``images`` (pixels in [0, 1]) on the emulator, timing its setup apart."""
+def emulate(
+    net: DeployedNetwork,
+    images: torch.Tensor,
+    batch_size: int = 256,
+    device: torch.device = CPU,
+) -> EmulatorRun:
+    """Classify ``images`` (pixels in [0, 1]) on the emulator on ``device``, timing its setup
+    apart; predictions on the CPU, the record on ``device``."""
     start = time.perf_counter()
-    emulator = Emulator(net)
+    emulator = Emulator(net, device=device)
+    synchronize(device)
     built = time.perf_counter()
     readouts, record = [], None
     for first in range(0, len(images), batch_size):
         drive = encode_drive(net.encoder, images[first : first + batch_size])
         record = emulator.run(drive, record=True)
-        readouts.append(record.readout)
+        readouts.append(record.readout.cpu())
+    synchronize(device)
     done = time.perf_counter()
     predictions = torch.cat(readouts).argmax(dim=1)
     return EmulatorRun(predictions, record, built - start, done - built)
@@ -103,11 +116,15 @@ def accuracy(predictions: torch.Tensor, labels: torch.Tensor) -> float:
     return float((predictions == labels).double().mean())
 
 
-def float_accuracy(model, loader, reset: str, timesteps: int) -> tuple[float, float]:
-    """(accuracy, images/s) of the float SNN with the given reset, run for ``timesteps``."""
+def float_accuracy(
+    model, loader, reset: str, timesteps: int, device: torch.device
+) -> tuple[float, float]:
+    """(accuracy, images/s) of the float SNN with the given reset, run for ``timesteps`` on
+    ``device`` (the model is moved there)."""
     model.neuron_model = get_neuron_model(model.neuron_model.name, reset)
+    model.to(device)
     start = time.perf_counter()
-    result = evaluate(model, loader, RunSettings(timesteps))
+    result = evaluate(model, loader, RunSettings(timesteps, device))
     return result.accuracy, len(loader.dataset) / (time.perf_counter() - start)
 
 
@@ -124,10 +141,10 @@ def compare_layers(net: DeployedNetwork, lava_record, emulator_record) -> tuple[
     ):
         if lava is None or emulated is None:
             continue
-        equal = bool(torch.equal(lava, emulated))
+        equal = bool(torch.equal(lava.cpu(), emulated.cpu()))
         same &= equal
         parts.append(f"{index}:{net.layers[index].kind} {'yes' if equal else 'NO'}")
-    readout_equal = bool(torch.equal(lava_record.readout, emulator_record.readout))
+    readout_equal = bool(torch.equal(lava_record.readout.cpu(), emulator_record.readout.cpu()))
     parts.append(f"readout {'yes' if readout_equal else 'NO'}")
     return same and readout_equal, ", ".join(parts)
 
@@ -135,6 +152,9 @@ def compare_layers(net: DeployedNetwork, lava_record, emulator_record) -> tuple[
 def run(args: argparse.Namespace) -> Results:
     from hw_sim.lava.runner import run_lava
 
+    device = torch.device(args.device)
+    # the "runs on" column: unchanged on the CPU, the device named elsewhere
+    on = "" if device.type == "cpu" else f" ({device})"
     checkpoint = Path(args.checkpoint)
     model, info = load_checkpoint(checkpoint)
     if info.stage == "ann":
@@ -160,25 +180,28 @@ def run(args: argparse.Namespace) -> Results:
     trained_as = "hard" if info.reset == "hard" else "soft"
     print(TABLE_HEAD, flush=True)
     for reset in ("soft", "hard"):
-        acc, speed = float_accuracy(model, test, reset, info.timesteps)
+        acc, speed = float_accuracy(model, test, reset, info.timesteps, device)
         note = "as trained" if reset == trained_as else "the chip's reset"
-        results.rows.append(Row(f"float SNN, {reset} reset", "PyTorch", count, acc, speed, note))
+        results.rows.append(
+            Row(f"float SNN, {reset} reset", f"PyTorch{on}", count, acc, speed, note)
+        )
         print(results.rows[-1].markdown(), flush=True)
 
     def quantized_row(step: str) -> DeployedNetwork:
-        """Quantize the model as it is now, classify the test set on the emulator, add a row."""
+        """Quantize the model as it is now (on the CPU, where its calibration images are),
+        classify the test set on the emulator, add a row."""
         net = quantize(
-            model,
+            model.cpu(),
             calibration,
             timesteps=info.timesteps,
             mean=info.mean,
             std=info.std,
             dataset=info.dataset,
         )
-        run = emulate(net, pixels)
+        run = emulate(net, pixels, device=device)
         speed = count / run.run_seconds
         row = Row(
-            step, "emulator", count, accuracy(run.predictions, labels), speed, int16_note(net)
+            step, f"emulator{on}", count, accuracy(run.predictions, labels), speed, int16_note(net)
         )
         results.rows.append(row)
         print(row.markdown(), flush=True)
@@ -197,6 +220,7 @@ def run(args: argparse.Namespace) -> Results:
             snn_batch_size=args.batch_size,
             train_limit=args.train_limit,
             test_limit=args.test_limit,
+            device=args.device,
             progress=not args.quiet,
         )
         tuned_path = Path(args.workdir) / f"{checkpoint.stem}.hw.pt"
@@ -210,11 +234,11 @@ def run(args: argparse.Namespace) -> Results:
             "fake_quantized_test_accuracy": [h["test_accuracy"] for h in epochs],
             "train_limit": args.train_limit,
         }
-        acc, speed = float_accuracy(model, test, "hard", tuned.timesteps)
+        acc, speed = float_accuracy(model, test, "hard", tuned.timesteps, device)
         results.rows.append(
             Row(
                 f"hardware-aware fine-tuned ({len(epochs)} ep.), hard reset",
-                "PyTorch",
+                f"PyTorch{on}",
                 count,
                 acc,
                 speed,
@@ -227,8 +251,8 @@ def run(args: argparse.Namespace) -> Results:
 
     if args.lava_images > 0:
         subset, subset_labels = pixels[: args.lava_images], labels[: args.lava_images]
-        lava = run_lava(net, subset, progress=not args.quiet)
-        emulated = emulate(net, subset, batch_size=len(subset))
+        lava = run_lava(net, subset, progress=not args.quiet)  # Lava: always on the CPU
+        emulated = emulate(net, subset, batch_size=len(subset), device=device)
         same, per_layer = compare_layers(net, lava.record, emulated.record)
         results.lava_matches = same
         lava_speed = len(subset) / lava.run_seconds
@@ -247,7 +271,7 @@ def run(args: argparse.Namespace) -> Results:
         results.rows.append(
             Row(
                 "same images",
-                "emulator",
+                f"emulator{on}",
                 len(subset),
                 accuracy(emulated.predictions, subset_labels),
                 emulator_speed,
@@ -272,6 +296,7 @@ def run(args: argparse.Namespace) -> Results:
         "timesteps": info.timesteps,
         "stage": info.stage,
     }
+    results.details["device"] = str(device)
     return results
 
 
@@ -290,9 +315,15 @@ def main() -> int:
     parser.add_argument("--results", default=str(RESULTS), help="Markdown file to append to")
     parser.add_argument("--no-write", action="store_true", help="do not append to --results")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_option(
+        parser,
+        "where the float SNN, fine-tuning and the emulator run: auto, cpu, cuda, cuda:N"
+        " or mps (default: cpu; Lava always runs on the CPU)",
+    )
     args = parser.parse_args()
     if min(args.finetune_epochs, args.lava_images) < 0:
         parser.error("--finetune-epochs and --lava-images must be ≥ 0")
+    args.device = str(parse_device(parser, args.device))
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     try:
@@ -305,11 +336,13 @@ def main() -> int:
     print("\n" + table)
     ckpt = results.details["checkpoint"]
     command = "python benchmarks/deploy_fashion_mnist.py " + " ".join(sys.argv[1:])
+    device = results.details["device"]
+    where = "" if device == "cpu" else f"; float rows, fine-tuning and emulator on {device}"
     entry = (
         f"### {datetime.datetime.now().strftime('%Y-%m-%d %H:%M')} — `{command.strip()}`\n\n"
         f"{ckpt['arch']} on {ckpt['dataset']}, T={ckpt['timesteps']}, from `{ckpt['path']}`"
         f" ({ckpt['stage']}). Float rows: PyTorch; emulator: the bit-exact batched PyTorch"
-        " emulator (batches of 256); Lava: lava-nc 0.10.0 CPU simulation with the fixed_pt"
+        f" emulator (batches of 256){where}; Lava: lava-nc 0.10.0 CPU simulation with the fixed_pt"
         " models, all images in one pipelined run. images/s exclude building the emulator or"
         f" Lava runtime. torch {torch.__version__}, {torch.get_num_threads()} CPU thread(s),"
         f" 2-core machine shared with other jobs; wall time {wall / 60:.1f} min.\n\n"

@@ -1,6 +1,7 @@
 """Table 3 row and Figure 2 analogues of the DIET-SNN paper for one trained checkpoint.
 
     .venv/bin/python benchmarks/energy_fashion_mnist.py [CHECKPOINT] [--deployed NET] [-n N]
+        [--device cpu]
 
 CHECKPOINT (default runs/table1/diet.pt) is counted on its float PyTorch SNN (its own reset,
 soft after DIET training); ``--deployed`` adds its Loihi fixed-point version run on the
@@ -19,7 +20,8 @@ fine-tuned one). For each run: per-layer spike rates (Fig. 2a), the paper's norm
   kernel because of zero padding, which eq. 17 ignores.
 
 Also the ratios under every other energy model, leak/threshold before and after training
-(Fig. 2b), and Markdown tables; JSON and PNGs go to --out (default runs/energy).
+(Fig. 2b), and Markdown tables; JSON and PNGs go to --out (default runs/energy). The float
+SNN and the emulator run on --device (quantization on the CPU).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_device import add_device_option, parse_device
 from matplotlib.figure import Figure
 
 from dietsnn_deploy.atomic import atomic_write_bytes, atomic_write_text
@@ -299,9 +302,8 @@ def measure_float_run(model: DietNet, info: ModelInfo, net: DeployedNetwork, arg
     deployed at that T."""
     loader = _test_loader(info, args.data_dir, args.limit, args.batch_size, raw=False)
     start = time.perf_counter()
-    measured = measure_float(
-        model, net, loader, RunSettings(info.timesteps), progress=not args.quiet
-    )
+    settings = RunSettings(info.timesteps, torch.device(args.device))
+    measured = measure_float(model, net, loader, settings, progress=not args.quiet)
     seconds = time.perf_counter() - start
     label = f"float ({model.neuron_model.reset} reset)"
     return summarise(label, measured, counting_plan(net), seconds)
@@ -317,7 +319,12 @@ def measure_deployed_run(info: ModelInfo, args) -> RunSummary:
     labels = torch.cat([b[1] for b in batches])
     start = time.perf_counter()
     measured = measure_deployed(
-        net, images, labels, batch_size=args.batch_size, progress=not args.quiet
+        net,
+        images,
+        labels,
+        batch_size=args.batch_size,
+        progress=not args.quiet,
+        device=torch.device(args.device),
     )
     seconds = time.perf_counter() - start
     label = f"deployed {Path(args.deployed).name} (emulator)"
@@ -343,9 +350,14 @@ def main() -> None:
     parser.add_argument("--target-ratio", type=float, default=15.0, help="E_ANN/E_SNN goal")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_device_option(
+        parser,
+        "where the float SNN and the emulator run: auto, cpu, cuda, cuda:N or mps (default: cpu)",
+    )
     args = parser.parse_args()
     if args.limit is not None and args.limit < 1:
         raise DeployError(f"-n must be ≥ 1, got {args.limit}")
+    args.device = str(parse_device(parser, args.device))
     torch.set_num_threads(args.threads)
     out = Path(args.out)
 
@@ -381,6 +393,7 @@ def main() -> None:
         "reset": model.neuron_model.reset,
         "checkpoint_accuracy": info.accuracy,
         "ann_accuracy": info.ann_accuracy,
+        "device": args.device,
         "energy_models": {name: m.constants() for name, m in MODELS.items()},
         "leak_threshold": neuron,
         "runs": [_record(r) for r in runs],

@@ -6,7 +6,10 @@ Every run must end with exactly the original result or one ``error:`` line and e
 command prints how many inputs were tried per reader and kind and how each ended, and any
 failure (traceback, hang, a different result without a word) with its mutation.
 
-    python benchmarks/fuzz_readers.py --examples 200 [--write]
+    python benchmarks/fuzz_readers.py --examples 200 [--device cpu] [--write]
+
+``--device`` goes to every ``simulate`` (where the emulator runs); the original's report is
+made on the same device.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from bench_device import add_device_option, parse_device  # noqa: E402
 from mutations import (  # noqa: E402  (the shared mutation engine lives with the tests)
     KINDS,
     VERDICTS_OK,
@@ -41,6 +45,11 @@ from dietsnn_deploy.training.pipeline import calibration_images  # noqa: E402
 from dietsnn_deploy.training.stages import convert  # noqa: E402
 
 SIMULATE = ("-n", "6", "--batch-size", "6", "--json")
+
+
+def simulate_args(device: str) -> tuple[str, ...]:
+    """The options of every ``simulate`` run: SIMULATE, on ``device``."""
+    return (*SIMULATE, "--device", device)
 
 
 def _resign(payload) -> None:
@@ -63,8 +72,9 @@ MUTATORS = {
 SIGNED_KINDS = ("delete", "retype", "reshape", "nonfinite")
 
 
-def make_originals(folder: Path) -> dict[str, dict]:
-    """A converted digits vgg-tiny (T = 3), its netx export, and each one's simulate report."""
+def make_originals(folder: Path, simulate: tuple[str, ...]) -> dict[str, dict]:
+    """A converted digits vgg-tiny (T = 3), its netx export, and each one's simulate report
+    (``simulate``: the command's options)."""
     data = dataset_info("digits")
     info = ModelInfo("vgg-tiny", "digits", data.in_shape, 10, data.mean, data.std, "converted")
     torch.manual_seed(0)
@@ -77,7 +87,7 @@ def make_originals(folder: Path) -> dict[str, dict]:
         raise SystemExit(f"export failed: {err}")
     reports = {}
     for reader, (_, name) in MUTATORS.items():
-        code, out, err = run_cli("simulate", str(folder / name), *SIMULATE)
+        code, out, err = run_cli("simulate", str(folder / name), *simulate)
         if code:
             raise SystemExit(f"simulate of the original {name} failed: {err}")
         reports[reader] = json.loads(out)
@@ -88,8 +98,9 @@ def _acceptable(reader: str) -> tuple[str, ...]:
     return (*VERDICTS_OK, "different") if reader.endswith("re-signed") else VERDICTS_OK
 
 
-def fuzz(folder: Path, reports: dict, examples: int, seed: int):
-    """(counts[(reader, kind)][verdict], failures) over ``examples`` mutants per reader/kind."""
+def fuzz(folder: Path, reports: dict, examples: int, seed: int, simulate: tuple[str, ...]):
+    """(counts[(reader, kind)][verdict], failures) over ``examples`` mutants per reader/kind,
+    each run through ``simulate`` with the options ``simulate``."""
     counts: dict[tuple[str, str], collections.Counter] = collections.defaultdict(
         collections.Counter
     )
@@ -101,7 +112,7 @@ def fuzz(folder: Path, reports: dict, examples: int, seed: int):
                 target = folder / f"mutant{suffix}"
                 what = mutate(folder / name, target, kind, seed + index)
                 outcome, detail = verdict(
-                    lambda t=target: run_cli("simulate", str(t), *SIMULATE), reports[reader]
+                    lambda t=target: run_cli("simulate", str(t), *simulate), reports[reader]
                 )
                 counts[(reader, kind)][outcome] += 1
                 if outcome not in _acceptable(reader):
@@ -141,13 +152,19 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=100, help="mutants per reader and kind")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="append the table to RESULTS.md")
+    add_device_option(
+        parser,
+        "passed to every simulate: where the emulator runs (auto, cpu, cuda, cuda:N or"
+        " mps; default: cpu)",
+    )
     args = parser.parse_args()
+    simulate = simulate_args(str(parse_device(parser, args.device)))
     torch.set_num_threads(1)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="fuzz_readers_") as tmp:
         folder = Path(tmp)
-        reports = make_originals(folder)
-        counts, failures = fuzz(folder, reports, args.examples, args.seed)
+        reports = make_originals(folder, simulate)
+        counts, failures = fuzz(folder, reports, args.examples, args.seed, simulate)
     seconds = time.perf_counter() - started
     text = table(counts)
     print(text)
@@ -157,10 +174,14 @@ def main() -> None:
     if args.write:
         stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
         command = f"python benchmarks/fuzz_readers.py --examples {args.examples} --seed {args.seed}"
+        on = ""
+        if args.device != "cpu":
+            command += f" --device {args.device}"
+            on = f" --device {simulate[-1]}"
         entry = (
             f"### {stamp} — `{command}`\n\nA converted digits vgg-tiny (T = 3) and its netx "
             f"export, each mutated {args.examples} times per kind; every mutant run through "
-            f"`simulate --json -n 6` in-process ({seconds:.0f} s).\n\n{text}\n"
+            f"`simulate --json -n 6{on}` in-process ({seconds:.0f} s).\n\n{text}\n"
         )
         if failures:
             entry += "\nFailures:\n" + "".join(f"- {f}\n" for f in failures)

@@ -1,7 +1,7 @@
 """Cross-check of our event-driven op counts against NeuroBench's SynapticOperations.
 
     .venv/bin/pip install --no-deps neurobench==2.3.0 snntorch tqdm   # optional, not a dependency
-    .venv/bin/python benchmarks/neurobench_crosscheck.py [CHECKPOINT] [-n 256]
+    .venv/bin/python benchmarks/neurobench_crosscheck.py [CHECKPOINT] [-n 256] [--device cpu]
 
 Both count the same float DIET-SNN (CHECKPOINT, default runs/table1/diet.pt) on the same test
 images. NeuroBench 2.3.0 (metrics/workload/synaptic_operations.py, utils/layers/macs.py)
@@ -31,6 +31,12 @@ that only the first layer's count depends on it. The differences from our counts
 The script recomputes NeuroBench's convention from our recorded spikes (call by call, so the
 MAC/AC class of every call is reproduced) and prints measured against predicted, per layer and
 in total; they agree exactly when no weight is zero.
+
+It runs on the CPU only (``--device`` accepts cpu, or auto where that is the CPU): the check
+is exact only if NeuroBench's runs see the very spikes ours recorded, and GPU kernels do not
+promise bit-identical results across runs and batch shapes (the per-step and bulk calls), so a
+potential near threshold may spike in one run and not in another. (Its figures are counts, not
+timings: a GPU would only make the check faster.)
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.services.measure import float_spike_record
 from dietsnn_deploy.services.networks import LoadOptions, deploy_model
 from dietsnn_deploy.spine.network import DeployedNetwork
+from dietsnn_deploy.spine.settings import resolve_device
 from dietsnn_deploy.training.checkpoints import load_checkpoint
 from dietsnn_deploy.training.models import DietNet
 from dietsnn_deploy.training.quantize import synapses
@@ -313,7 +320,20 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="cpu only (auto where it resolves to the CPU): the exact reconciliation needs "
+        "NeuroBench and our counter to see identical spikes, which GPU kernels do not promise",
+    )
     args = parser.parse_args()
+    device = resolve_device(args.device)  # DeployError for a device that is not there
+    if device.type != "cpu":
+        raise DeployError(
+            f"--device {args.device}: the NeuroBench cross-check runs on the CPU only (its exact "
+            "reconciliation needs NeuroBench and our counter to see identical spikes); use "
+            "--device cpu"
+        )
     try:
         import neurobench  # noqa: F401
     except ImportError as exc:

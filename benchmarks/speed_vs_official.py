@@ -4,10 +4,11 @@
 
 DIR is a clone of nitin-rathi/DIET-SNN; its model file ``self_models/vgg_spiking.py`` is
 imported from there (this project contains none of its code), with ``Tensor.cuda``
-neutralised when the run is not on a GPU. Both models are VGG5 on 28×28 one-channel input
-(the paper's VGG6, Fashion-MNIST shape), the same weights, thresholds and leaks, batch B, T
-steps; one step = forward, cross-entropy, backward, Adam (amsgrad) and the leak clamp. The
-official step runs in fp32 as it ships; ours runs in each precision, alternating with it.
+redirected to --device (the CPU, MPS, or the CUDA device named). Both models are VGG5 on 28×28
+one-channel input (the paper's VGG6, Fashion-MNIST shape), the same weights, thresholds and
+leaks, batch B, T steps; one step = forward, cross-entropy, backward, Adam (amsgrad) and the
+leak clamp. The official step runs in fp32 as it ships; ours runs in each precision,
+alternating with it. Clocks are read after the device has finished its queued work.
 
 Printed per precision: the median seconds per step of both, ``official/ours N.NN×``, and our
 step as a fraction of the GEMM limit (the step's GEMM FLOPs over the peak matmul rate at that
@@ -27,9 +28,10 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from bench_device import add_device_option, parse_device, synchronize
 from results_log import append_results
 
-from dietsnn_deploy.spine.settings import RunSettings, resolve_device
+from dietsnn_deploy.spine.settings import RunSettings
 from dietsnn_deploy.training.models import build_model
 from dietsnn_deploy.training.stages import make_snn_optimizer
 
@@ -49,12 +51,11 @@ def load_official(repo: Path):
 
 @contextlib.contextmanager
 def cuda_neutralised(device: torch.device):
-    """``Tensor.cuda()`` returns the tensor itself off the GPU (the official code calls it)."""
-    if device.type == "cuda":
-        yield
-        return
+    """``Tensor.cuda()`` (the official code calls it) moves the tensor to ``device``: on the CPU
+    it returns the tensor itself, on MPS it goes there, on ``cuda:N`` to that GPU (not the
+    current one)."""
     original = torch.Tensor.cuda
-    torch.Tensor.cuda = lambda self, *args, **kwargs: self
+    torch.Tensor.cuda = lambda self, *args, **kwargs: self.to(device)
     try:
         yield
     finally:
@@ -124,31 +125,26 @@ def gemm_peak(dtype: torch.dtype, device: torch.device, size: int = 2048) -> flo
     b = torch.randn((size, size), device=device).to(dtype)
     best = float("inf")
     for _ in range(5):
-        _sync(device)
+        synchronize(device)
         start = time.perf_counter()
         a @ b
-        _sync(device)
+        synchronize(device)
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed(fn, device) -> float:
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     fn()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--official-repo", type=Path, required=True)
-    parser.add_argument("--device", default="cpu")
+    add_device_option(parser)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--timesteps", type=int, default=5)
@@ -157,7 +153,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="append the figures to RESULTS.md")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    device = parse_device(parser, args.device)
     official = load_official(args.official_repo)
     generator = torch.Generator().manual_seed(1)
     images = torch.randn((args.batch, *IN_SHAPE), generator=generator).to(device)

@@ -1,10 +1,12 @@
 """Table 1 of the DIET-SNN paper on Fashion-MNIST: ANN, plain conversion at T, weight-only SNN
 training, and full DIET-SNN (weights + leak + threshold), with wall times.
 
-    .venv/bin/python benchmarks/table1_fashion_mnist.py [--arch vgg5] [--ann-epochs 6] ...
+    .venv/bin/python benchmarks/table1_fashion_mnist.py [--arch vgg5] [--ann-epochs 6]
+        [--device cpu] ...
 
 Stages are checkpointed under --workdir and resumed on a rerun. Prints a Markdown table and
-writes the figures as JSON next to the checkpoints.
+writes the figures as JSON next to the checkpoints (with the device each stage ran on).
+Training, conversion and evaluation run on --device.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from bench_device import add_device_option, parse_device
 
 from dietsnn_deploy.training.config import TrainConfig
 from dietsnn_deploy.training.pipeline import run_ann, run_convert, run_snn
@@ -40,7 +43,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--workdir", default="runs/table1")
     parser.add_argument("--only", choices=["ann", "weights", "diet"], help="run one stage")
+    add_device_option(
+        parser,
+        "where training and evaluation run: auto, cpu, cuda, cuda:N or mps (default: cpu;"
+        " conversion runs on the CPU)",
+    )
     args = parser.parse_args()
+    device = parse_device(parser, args.device)
     torch.set_num_threads(args.threads)
     work = Path(args.workdir)
     cfg = TrainConfig(
@@ -49,12 +58,14 @@ def main() -> None:
         timesteps=args.timesteps,
         ann_epochs=args.ann_epochs,
         snn_epochs=args.snn_epochs,
+        device=str(device),
     )
     snn_cfg = replace(cfg, train_limit=args.snn_train_limit, threshold_scale=args.threshold_scale)
     ann_path, plain_path = work / "ann.pt", work / "converted.pt"
     scaled = args.threshold_scale != 1.0
     conv_path = work / f"converted-x{args.threshold_scale:g}.pt" if scaled else plain_path
     times: dict[str, float] = {}
+    devices: dict[str, str] = {}
     results_path = work / "table1.json"
     results: dict = {}
 
@@ -62,6 +73,7 @@ def main() -> None:
         start = time.perf_counter()
         out = fn()
         times[name] = time.perf_counter() - start
+        devices[name] = str(device)
         return out
 
     if args.only in (None, "ann"):
@@ -84,6 +96,7 @@ def main() -> None:
     # Stages may run as parallel processes: merge with what the others wrote meanwhile.
     merged = json.loads(results_path.read_text()) if results_path.exists() else {}
     merged.setdefault("wall_seconds", {}).update(times)
+    merged.setdefault("devices", {}).update(devices)
     merged.update({k: v for k, v in results.items()})
     results = merged
     work.mkdir(parents=True, exist_ok=True)

@@ -74,3 +74,44 @@ def test_lava_and_emulator_agree_on_poisson_input(tmp_path, arch, seed, timestep
     assert torch.equal(lava.record.readout, emulated.readout)
     assert torch.equal(lava.record.frames, drive.frames)  # the frames the host saw, recorded
     assert child_processes() == []
+
+
+# Hybrid input and single-spike neurons: the analog frame, then binary frames; every hidden
+# neuron refractory until the image ends (our bit-accurate refractory LIF on Lava).
+HYBRID_CASES = [("conv", 41, 5, 4), ("pooled", 42, 4, 4), ("dense", 43, 6, 4)]
+
+
+def _single_spike(net):
+    from dietsnn_deploy.spine.network import FlattenLayer
+
+    layers = []
+    for layer in net.layers:
+        if isinstance(layer, FlattenLayer) or not layer.neuron.spiking:
+            layers.append(layer)
+            continue
+        # a lower threshold keeps single spikes flowing through the layers
+        neuron = replace(layer.neuron, threshold=max(1, layer.neuron.threshold // 3),
+                         model="single-spike", refractory=net.timesteps)  # fmt: skip
+        layers.append(replace(layer, neuron=neuron))
+    return replace(net, layers=layers, encoder=replace(net.encoder, encoding="hybrid"))
+
+
+@pytest.mark.parametrize(("arch", "seed", "timesteps", "count"), HYBRID_CASES)
+def test_lava_and_emulator_agree_on_single_spike_networks(tmp_path, arch, seed, timesteps, count):
+    net = _single_spike(random_network(arch, seed, timesteps=timesteps))
+    path = tmp_path / f"{arch}.net"
+    write_netx(net, path)
+    loaded = read_netx(path)
+    assert all(layer.neuron.model == "single-spike" for _, layer in loaded.neuron_layers[:-1])
+    images = random_images(count, net.encoder.in_shape, seed=seed + 100)
+
+    lava = run_lava(path, images, progress=False)
+    emulated = emulate(loaded, host_drive(loaded.encoder, images, timesteps))
+    for index, (ours, theirs) in enumerate(zip(lava.record.spikes, emulated.spikes, strict=True)):
+        if ours is None or theirs is None:
+            continue
+        assert torch.equal(ours, theirs), f"layer {index} spikes differ"
+        assert ours.sum(dim=0).max() <= 1, f"layer {index}: a neuron fired twice in one image"
+        assert ours.any(), f"layer {index} is silent"
+    assert torch.equal(lava.record.readout, emulated.readout)
+    assert child_processes() == []

@@ -42,6 +42,9 @@ Pair = geometry.Pair
 #: Largest threshold mantissa a simulator takes (``threshold << 6`` stays a 32-bit integer).
 SIMULATED_THRESHOLD_MAX = 2**25 - 1
 
+#: Longest refractory period a layer may ask for (steps; a single-spike layer's is T).
+REFRACTORY_MAX = 2**16
+
 #: Normalisation values beyond this magnitude are refused: no pixel scale needs them, and
 #: they would turn every drive into ±4095 (or 0) without a word.
 NORMALISATION_LIMIT = 1e6
@@ -58,13 +61,16 @@ class Neuron:
     ``v_decay`` is the 12-bit membrane decay (0 = no leak, 4096 = full leak); ``threshold`` is
     vThMant (spike when ``v > threshold << 6``); ``spiking=False`` marks the readout
     integrator, whose threshold is set out of reach and whose potential gives the logits;
-    ``model`` names the neuron model (:mod:`dietsnn_deploy.spine.neurons`) that steps it.
+    ``model`` names the neuron model (:mod:`dietsnn_deploy.spine.neurons`) that steps it;
+    ``refractory`` is its refractory period in steps after a spike (0: none; the netx field
+    refDelay).
     """
 
     v_decay: int
     threshold: int
     spiking: bool = True
     model: str = "lif"
+    refractory: int = 0
 
     def check(self, where: str, netx_exact: bool = True) -> None:
         """Integers in the 12-bit decay and (``netx_exact``) 17-bit threshold ranges; a
@@ -74,6 +80,10 @@ class Neuron:
         high = THRESHOLD_MAX if netx_exact else SIMULATED_THRESHOLD_MAX
         if not _is_int(self.threshold) or not 0 <= self.threshold <= high:
             raise DeployError(f"{where}: threshold {self.threshold} outside [0, {high}]")
+        if not _is_int(self.refractory) or not 0 <= self.refractory <= REFRACTORY_MAX:
+            raise DeployError(
+                f"{where}: refractory {self.refractory} outside [0, {REFRACTORY_MAX}]"
+            )
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,11 @@ from dietsnn_deploy.training.distributed import current, rank_device
 from dietsnn_deploy.training.models import ARCHITECTURES
 from dietsnn_deploy.training.recipes import Recipe, recipe
 
-#: ``--neuron`` choices: the neuron model, or ``if`` = the LIF model with every leak fixed at 1
+#: ``--neuron`` choices: the neuron model (``lif``, ``single-spike``), or ``if`` = the LIF model
+#: with every leak fixed at 1
 #: (the Figure 3 ablation).
-NEURON_CHOICES = ("lif", "if")
-NEURON_MODEL = {"lif": "lif", "if": "lif"}
+NEURON_CHOICES = ("lif", "if", "single-spike")
+NEURON_MODEL = {"lif": "lif", "if": "lif", "single-spike": "single-spike"}
 
 
 #: Options whose default (None) the dataset's recipe (:mod:`.recipes`) fills in.

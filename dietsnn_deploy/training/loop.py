@@ -70,7 +70,7 @@ def evaluate(
     """Accuracy of the model in its current mode; SNNs also report per-layer spike rates
     (spikes per neuron over all T). Under torchrun every rank takes every world-th batch and
     the sums are combined, so all ranks return the same result."""
-    model.eval()
+    model.to(settings.device).eval()
     check_run_memory(model, _batch_size(loader), settings, "eval")
     ranks = current()
     keys = model.neuron_keys if model.spiking else []

@@ -277,7 +277,7 @@ def quantize(
     report: list[LayerQuantization] = []
     shape = encoder.out_shape
     for syn, ls in zip(syns, scales, strict=True):
-        neuron = _neuron(model, syn, ls)
+        neuron = _neuron(model, syn, ls, timesteps)
         name = f"t{syn.key}" if syn.key is not None else "readout"
         if syn is syns[0]:
             layers.append(InputLayer(shape=shape, neuron=neuron))
@@ -311,10 +311,10 @@ def _nq(neuron: Neuron) -> tuple[int, int]:
     return neuron.threshold, neuron.v_decay
 
 
-def _neuron(model: DietNet, syn: Synapse, ls: LayerScale) -> Neuron:
+def _neuron(model: DietNet, syn: Synapse, ls: LayerScale, timesteps: int) -> Neuron:
     name = model.neuron_model.name
-    if syn.key is None:
-        return Neuron(v_decay=0, threshold=loihi.THRESHOLD_MAX, spiking=False, model=name)
+    if syn.key is None:  # the readout integrates: a plain LIF without leak or reach
+        return Neuron(v_decay=0, threshold=loihi.THRESHOLD_MAX, spiking=False)
     leak, threshold = model.neuron(syn.key)
     leak = loihi.check_leak(float(leak.detach()), f"layer {syn.key}")
     threshold_int = int(loihi.threshold_mantissa(np.float64(threshold.detach()), ls.threshold_unit))
@@ -322,7 +322,12 @@ def _neuron(model: DietNet, syn: Synapse, ls: LayerScale) -> Neuron:
         raise DeployError(f"layer {syn.key}: threshold rounds to {threshold_int} (< 1)")
     if threshold_int > loihi.THRESHOLD_MAX:
         raise DeployError(f"layer {syn.key}: threshold {threshold_int} exceeds 17 bits")
-    return Neuron(v_decay=int(loihi.v_decay(np.float64(leak))), threshold=threshold_int, model=name)
+    return Neuron(
+        v_decay=int(loihi.v_decay(np.float64(leak))),
+        threshold=threshold_int,
+        model=name,
+        refractory=model.neuron_model.refractory(timesteps),
+    )
 
 
 def _synaptic_layer(syn: Synapse, w_int: np.ndarray, neuron: Neuron) -> ConvLayer | DenseLayer:

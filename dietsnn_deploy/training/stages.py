@@ -79,6 +79,7 @@ def convert(
     """
     model.spiking = True
     model.eval()
+    images = images.to(next(model.parameters()).device)
     keys = model.neuron_keys
     model.set_neuron_params(thresholds=[1.0] * len(keys), leaks=[1.0] * len(keys))
     found: list[float] = []

@@ -165,12 +165,24 @@ def _run(
     from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.sink import Read
 
-    from hw_sim.lava.processes import FrameSink, FrameSource, frames_file, model_map
+    from hw_sim.lava.processes import (
+        FrameSink,
+        FrameSource,
+        frames_file,
+        model_map,
+        refractory_layers,
+    )
 
     started = time.perf_counter()
     T = net.timesteps
     recorder = _Recorder(net, drive.batch)
-    lava_net = netx.hdf5.Network(net_config=str(path), reset_interval=T)
+    periods = {  # file layer index → refractory period, for the layers that have one
+        index: layer.neuron.refractory
+        for index, layer in net.neuron_layers
+        if layer.neuron.refractory > 1
+    }
+    with refractory_layers(periods):
+        lava_net = netx.hdf5.Network(net_config=str(path), reset_interval=T)
     lava_net.net_config.f.close()  # netx leaves the file open; every layer is built by now
     if len(lava_net.layers) != recorder.depth:
         raise DeployError(f"netx built {len(lava_net.layers)} layers, expected {recorder.depth}")
@@ -186,8 +198,9 @@ def _run(
         layer.out.connect(sinks[-1].a_in)
     reader = Read(buffer=1, interval=T, offset=recorder.read_offset)
     reader.connect_var(lava_net.out_layer.neuron.v)
+    neurons = [layer.neuron for layer in lava_net.layers]
     run_cfg = Loihi2SimCfg(
-        select_tag="fixed_pt", exception_proc_model_map=model_map([source, *sinks])
+        select_tag="fixed_pt", exception_proc_model_map=model_map([source, *sinks, *neurons])
     )
 
     die_with_parent()

@@ -11,9 +11,10 @@ from __future__ import annotations
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.encodings.base import ANALOG, BINARY, REPEAT, Encoding
 from dietsnn_deploy.spine.encodings.direct import Direct
+from dietsnn_deploy.spine.encodings.hybrid import Hybrid
 from dietsnn_deploy.spine.encodings.poisson import Poisson
 
-ENCODINGS: dict[str, Encoding] = {e.name: e for e in (Direct(), Poisson())}
+ENCODINGS: dict[str, Encoding] = {e.name: e for e in (Direct(), Poisson(), Hybrid())}
 
 
 def get_encoding(name: str) -> Encoding:

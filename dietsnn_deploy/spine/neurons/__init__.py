@@ -12,8 +12,10 @@ from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import Neuron
 from dietsnn_deploy.spine.neurons.base import NeuronModel, Reset
 from dietsnn_deploy.spine.neurons.lif import LIF
+from dietsnn_deploy.spine.neurons.single_spike import SingleSpike
 
-NEURON_MODELS: dict[str, type[NeuronModel]] = {LIF.name: LIF}
+#: by name; the most specific first (:func:`neuron_from_netx` asks them in this order)
+NEURON_MODELS: dict[str, type[NeuronModel]] = {SingleSpike.name: SingleSpike, LIF.name: LIF}
 RESETS: tuple[Reset, ...] = ("soft", "hard")
 
 
@@ -41,6 +43,7 @@ __all__ = [
     "RESETS",
     "NeuronModel",
     "Reset",
+    "SingleSpike",
     "get_neuron_model",
     "neuron_from_netx",
 ]

@@ -30,6 +30,10 @@ class NeuronModel:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reset={self.reset!r})"
 
+    def refractory(self, timesteps: int) -> int:
+        """The refractory period a deployed layer of this model needs at T steps (0: none)."""
+        return 0
+
     # -- float scan (training) -------------------------------------------------------------
     def scan(
         self,
