@@ -90,7 +90,7 @@ def training_step(
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    model.clamp_leaks()
+    model.clamp_neuron_params()
     return out
 
 

@@ -95,7 +95,7 @@ def our_step(model, optimizer, images, labels, settings: RunSettings) -> None:
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
-    model.clamp_leaks()
+    model.clamp_neuron_params()
 
 
 def step_flops(model, batch: int, timesteps: int) -> float:

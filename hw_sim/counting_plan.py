@@ -9,6 +9,7 @@ an input pixel, which prices binary input frames (:mod:`dietsnn_deploy.spine.enc
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -142,3 +143,29 @@ def counting_plan(net: DeployedNetwork) -> list[LayerGeometry]:
         )
         source = index
     return plan
+
+
+_STEP_PRICE = {"analog": "analog (host MACs)", "binary": "binary (host ACs)",
+               "repeat": "the drive reused (no host work)"}  # fmt: skip
+
+
+def network_notes(net: DeployedNetwork, plan: Sequence[LayerGeometry]) -> tuple[str, ...]:
+    """The counting conventions particular to ``net``: how each input step is priced, and which
+    layers fire at most once per image."""
+    runs: list[tuple[StepKind, int, int]] = []  # (kind, first step, last step), 1-based
+    for step, kind in enumerate(plan[0].step_kinds, start=1):
+        if runs and runs[-1][0] == kind:
+            runs[-1] = (kind, runs[-1][1], step)
+        else:
+            runs.append((kind, step, step))
+    steps = ", ".join(
+        f"step {a}" + (f"–{b}" if b > a else "") + f" {_STEP_PRICE[kind]}" for kind, a, b in runs
+    )
+    notes = [f"input encoding {net.encoder.encoding}: {steps}"]
+    single = [g.name for g in plan if net.layers[g.index].neuron.model == "single-spike"]
+    if single:
+        notes.append(
+            f"single-spike neurons ({', '.join(single)}) fire at most once per image (refractory "
+            "until the image ends): their spike rate is ≤ 1 by construction"
+        )
+    return tuple(notes)

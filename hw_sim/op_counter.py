@@ -18,8 +18,14 @@ import torch.nn.functional as F
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import DeployedNetwork
 from dietsnn_deploy.spine.record import SpikeRecord
-from hw_sim.counting_plan import ConvGeometry, DenseGeometry, LayerGeometry, counting_plan
-from hw_sim.op_counts import LayerCounts, OpCounts
+from hw_sim.counting_plan import (
+    ConvGeometry,
+    DenseGeometry,
+    LayerGeometry,
+    counting_plan,
+    network_notes,
+)
+from hw_sim.op_counts import NOTES, LayerCounts, OpCounts
 
 __all__ = ["ConvGeometry", "DenseGeometry", "LayerGeometry", "OpCounter", "counting_plan"]
 
@@ -61,10 +67,13 @@ class _LayerSpikes:
 class OpCounter:
     """Accumulates counts over batches: ``counter.add(record)`` per batch, then ``result()``."""
 
-    def __init__(self, plan: Sequence[LayerGeometry], timesteps: int) -> None:
+    def __init__(
+        self, plan: Sequence[LayerGeometry], timesteps: int, notes: tuple[str, ...] = ()
+    ) -> None:
         if timesteps < 1:
             raise DeployError(f"timesteps must be ≥ 1, got {timesteps}")
         self.plan, self.timesteps = list(plan), timesteps
+        self.notes = NOTES + notes  # the general conventions, then the network's
         self.shapes = {g.index: g.shape for g in self.plan}
         self.fan_out = {
             g.index: torch.from_numpy(g.synapse.fan_out_map())
@@ -86,7 +95,8 @@ class OpCounter:
 
     @classmethod
     def for_network(cls, net: DeployedNetwork) -> OpCounter:
-        return cls(counting_plan(net), net.timesteps)
+        plan = counting_plan(net)
+        return cls(plan, net.timesteps, network_notes(net, plan))
 
     def add(self, record: SpikeRecord) -> None:
         """Count one batch of spikes (T, B, *shape) per layer, bool or 0/1."""
@@ -188,4 +198,5 @@ class OpCounter:
                     events_per_step=tuple(float(x) / n for x in events),
                 )
             )
-        return OpCounts(layers=tuple(rows), num_images=n, timesteps=self.timesteps)
+        return OpCounts(layers=tuple(rows), num_images=n, timesteps=self.timesteps,
+                        notes=self.notes)  # fmt: skip

@@ -115,3 +115,20 @@ def test_lava_and_emulator_agree_on_single_spike_networks(tmp_path, arch, seed, 
         assert ours.any(), f"layer {index} is silent"
     assert torch.equal(lava.record.readout, emulated.readout)
     assert child_processes() == []
+
+
+def test_lava_refuses_a_single_spike_network_it_would_build_as_plain_lif(tmp_path, monkeypatch):
+    """If netx ever stops building our refractory neurons, the run is refused, not run as LIF."""
+    import re
+
+    import hw_sim.lava.processes
+    from dietsnn_deploy.errors import DeployError
+
+    net = _single_spike(random_network("conv", 44, timesteps=4))
+    path = tmp_path / "single.net"
+    write_netx(net, path)
+    monkeypatch.setattr(hw_sim.lava.processes, "_LAYER_PATH", re.compile(r"(?!x)x"))
+    images = random_images(2, net.encoder.in_shape, seed=5)
+    with pytest.raises(DeployError, match=r"netx built no refractory neurons for layers \[0, 1"):
+        run_lava(path, images, progress=False)
+    assert child_processes() == []

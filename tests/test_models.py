@@ -9,7 +9,7 @@ from torch import nn
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.encodings import get_encoding
 from dietsnn_deploy.spine.neurons.lif import lif_scan
-from dietsnn_deploy.training.models import ARCHITECTURES, DietNet, build_model
+from dietsnn_deploy.training.models import ARCHITECTURES, MIN_THRESHOLD, DietNet, build_model
 from dietsnn_deploy.training.stages import convert
 
 SHAPES = {"digits": ((1, 8, 8), 10), "mnist": ((1, 28, 28), 10), "cifar100": ((3, 32, 32), 100)}
@@ -250,9 +250,9 @@ def test_poisson_encoding_is_used_when_set():
 def test_neuron_parameter_helpers():
     model = build_model("vgg-tiny", (1, 8, 8), 10)
     assert isinstance(model, DietNet) and model.neuron_keys == ["0", "3", "6"]
-    model.set_neuron_params(thresholds=[0.5, 1.5, 2.5], leaks=[-0.2, 0.7, 1.3])
-    model.clamp_leaks()
-    assert model.thresholds() == [0.5, 1.5, 2.5]
+    model.set_neuron_params(thresholds=[0.5, -1.5, 2.5], leaks=[-0.2, 0.7, 1.3])
+    model.clamp_neuron_params()
+    assert model.thresholds() == pytest.approx([0.5, MIN_THRESHOLD, 2.5])
     assert model.leaks() == pytest.approx([0.0, 0.7, 1.0])
     with pytest.raises(DeployError, match="expected 3 neuron values, got 2"):
         model.set_neuron_params(thresholds=[1.0, 2.0])

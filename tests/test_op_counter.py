@@ -275,3 +275,19 @@ def test_plan_rejects_kernels_that_do_not_unfold():
         counting_plan(network(layers, 1))
     names = [g.name for g in counting_plan(pooled_conv_net(1))]
     assert names == ["conv1", "pool+conv2", "readout"]
+
+
+def test_notes_state_the_networks_input_pricing_and_single_spike_layers():
+    from dataclasses import replace
+
+    direct = pooled_conv_net(4)
+    expected = "input encoding direct: step 1 analog (host MACs), step 2–4 the drive reused"
+    assert OpCounter.for_network(direct).notes[-1].startswith(expected)
+    single = Neuron(v_decay=0, threshold=10, model="single-spike", refractory=4)
+    layers = [
+        replace(layer, neuron=single) if i == 0 else layer for i, layer in enumerate(direct.layers)
+    ]
+    hybrid = replace(direct, layers=layers, encoder=replace(direct.encoder, encoding="hybrid"))
+    notes = OpCounter.for_network(hybrid).notes
+    assert "input encoding hybrid: step 1 analog (host MACs), step 2–4 binary (host ACs)" in notes
+    assert any(n.startswith("single-spike neurons (conv1) fire at most once") for n in notes)

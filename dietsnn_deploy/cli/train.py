@@ -48,9 +48,8 @@ def _train_options(fn):
         click.option(
             "--encoding",
             type=click.Choice(["direct", "poisson", "hybrid"]),
-            default="direct",
-            show_default=True,
-            help="input encoding: direct (DIET), poisson (Figure 3 ablation), hybrid (single-spike)",
+            help="input encoding: direct (DIET), poisson (Figure 3 ablation), hybrid (single-spike)"
+            " (default: direct for a new SNN, the checkpoint's for later stages)",
         ),
         click.option(
             "--neuron",
@@ -58,6 +57,18 @@ def _train_options(fn):
             default="lif",
             show_default=True,
             help="the neuron model; 'if' is the LIF with every leak at 1 (Figure 3 ablation)",
+        ),
+        click.option(
+            "--surrogate",
+            type=click.Choice(["triangle", "stdb"]),
+            help="the spike's surrogate gradient: DIET's triangle or STDB's α·exp(−β·Δt)"
+            " (default: triangle for a new SNN, the checkpoint's for later stages)",
+        ),
+        click.option(
+            "--loss",
+            type=click.Choice(["potential", "potential-time"]),
+            help="CE on the readout potential, or plus CE on its crossing time (default: "
+            "potential-time for single-spike, potential for LIF; later stages: the checkpoint's)",
         ),
         click.option("--train-threshold/--fixed-threshold", default=True, show_default=True),
         click.option("--train-leak/--fixed-leak", default=True, show_default=True),

@@ -19,9 +19,10 @@ from dietsnn_deploy.data import DATASETS, fixed_dataset_info
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.encodings import ENCODINGS
 from dietsnn_deploy.spine.network import NORMALISATION_LIMIT
-from dietsnn_deploy.spine.neurons import NEURON_MODELS, RESETS
+from dietsnn_deploy.spine.neurons import NEURON_MODELS, RESETS, SURROGATES
 from dietsnn_deploy.spine.settings import check_timesteps
 from dietsnn_deploy.training.models import ARCHITECTURES
+from dietsnn_deploy.training.objectives import OBJECTIVES
 
 FORMAT = "dietsnn-deploy/2"  # written: carries a digest
 FORMATS = ("dietsnn-deploy/1", FORMAT)  # read (version 1 has no digest)
@@ -45,6 +46,8 @@ class ModelInfo:
     encoding: str = "direct"
     reset: str = "soft"
     neuron: str = "lif"
+    surrogate: str = "triangle"
+    loss: str = "potential"
     dropout: float = 0.2
     ann_accuracy: float | None = None
     converted_accuracy: float | None = None
@@ -146,6 +149,8 @@ def read_info(payload: dict, path: Path) -> ModelInfo:
         encoding=p.choice("encoding", tuple(ENCODINGS), "direct"),
         reset=p.choice("reset", RESETS, "soft"),
         neuron=p.choice("neuron", tuple(NEURON_MODELS), "lif"),
+        surrogate=p.choice("surrogate", tuple(SURROGATES), "triangle"),
+        loss=p.choice("loss", tuple(OBJECTIVES), "potential"),
         dropout=p.number("dropout", 0.0, 1.0, 0.2, high_open=True),
         ann_accuracy=p.optional_fraction("ann_accuracy"),
         converted_accuracy=p.optional_fraction("converted_accuracy"),

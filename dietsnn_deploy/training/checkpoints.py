@@ -118,7 +118,7 @@ def load_checkpoint(
     model.load_state_dict(state)
     model.spiking = info.stage != "ann"
     model.encoding = get_encoding(info.encoding)
-    model.neuron_model = get_neuron_model(info.neuron, info.reset)
+    model.neuron_model = get_neuron_model(info.neuron, info.reset, info.surrogate)
     model.eval()
     return model, info
 

@@ -8,9 +8,11 @@ from dataclasses import dataclass, replace
 from dietsnn_deploy.data import check_name
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.encodings import get_encoding
+from dietsnn_deploy.spine.neurons import SURROGATES
 from dietsnn_deploy.spine.settings import RunSettings, check_timesteps, resolve_device
 from dietsnn_deploy.training.distributed import current, rank_device
 from dietsnn_deploy.training.models import ARCHITECTURES
+from dietsnn_deploy.training.objectives import OBJECTIVES
 from dietsnn_deploy.training.recipes import Recipe, recipe
 
 #: ``--neuron`` choices: the neuron model (``lif``, ``single-spike``), or ``if`` = the LIF model
@@ -18,6 +20,8 @@ from dietsnn_deploy.training.recipes import Recipe, recipe
 #: (the Figure 3 ablation).
 NEURON_CHOICES = ("lif", "if", "single-spike")
 NEURON_MODEL = {"lif": "lif", "if": "lif", "single-spike": "single-spike"}
+#: the loss a new SNN of each ``--neuron`` trains on (:mod:`.objectives`)
+DEFAULT_LOSS = {"lif": "potential", "if": "potential", "single-spike": "potential-time"}
 
 
 #: Options whose default (None) the dataset's recipe (:mod:`.recipes`) fills in.
@@ -49,8 +53,10 @@ class TrainConfig:
     percentile: float = 99.7
     threshold_scale: float | None = None
     calibration_images: int = 512
-    encoding: str = "direct"
+    encoding: str | None = None  # None: the checkpoint's, direct for a new SNN
     neuron: str = "lif"  # "if" keeps every leak at 1
+    surrogate: str | None = None  # None: the checkpoint's, triangle for a new SNN
+    loss: str | None = None  # None: the checkpoint's, or the neuron model's default
     train_threshold: bool = True
     train_leak: bool = True
     train_limit: int | None = None
@@ -68,7 +74,8 @@ class TrainConfig:
             if rate is not None and not (math.isfinite(rate) and rate > 0):
                 option = "--" + name.replace("_", "-")
                 raise DeployError(f"{option} must be a finite number > 0, got {rate}")
-        get_encoding(self.encoding)
+        if self.encoding is not None:
+            get_encoding(self.encoding)
         if self.arch is not None and self.arch not in ARCHITECTURES:
             raise DeployError(
                 f"unknown architecture {self.arch[:40]!r}; choose from {', '.join(ARCHITECTURES)}"
@@ -77,6 +84,10 @@ class TrainConfig:
             check_name(self.dataset)
         if self.neuron not in NEURON_CHOICES:
             raise DeployError(f"unknown neuron {self.neuron!r}; choose from {NEURON_CHOICES}")
+        for option, value, known in (("--surrogate", self.surrogate, SURROGATES),
+                                     ("--loss", self.loss, OBJECTIVES)):  # fmt: skip
+            if value is not None and value not in known:
+                raise DeployError(f"unknown {option} {value!r}; choose from {', '.join(known)}")
         if self.timesteps is not None:
             check_timesteps(self.timesteps, "--timesteps")
         RunSettings(1, resolve_device(self.device), self.precision or "fp32")  # checks both
@@ -95,6 +106,8 @@ class TrainConfig:
         }
         if finetune and self.snn_epochs is None:
             filled["snn_epochs"] = book.finetune_epochs
+        if self.neuron == "single-spike" and self.threshold_scale is None:
+            filled["threshold_scale"] = book.single_spike_threshold_scale
         return replace(self, dataset=self.dataset or dataset, **filled)
 
     @property

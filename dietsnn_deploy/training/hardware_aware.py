@@ -15,9 +15,9 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from dietsnn_deploy.spine.loihi import fake_drive, fake_weight
-from dietsnn_deploy.spine.neurons import get_neuron_model
 from dietsnn_deploy.spine.settings import RunSettings
 from dietsnn_deploy.training.models import DietNet
+from dietsnn_deploy.training.objectives import OBJECTIVES, Objective
 from dietsnn_deploy.training.quantize import LayerScale, host_drive_max, layer_scales, synapses
 from dietsnn_deploy.training.stages import train_snn
 
@@ -66,7 +66,7 @@ def attach(model: DietNet, calibration: torch.Tensor, timesteps: int) -> Hardwar
         if index > 0:  # the first conv runs on the host in float
             parametrize.register_parametrization(syn.module, "weight", _WeightQuant(scales, index))
     model.hardware = scales
-    model.neuron_model = get_neuron_model(model.neuron_model.name, "hard")
+    model.neuron_model = model.neuron_model.with_reset("hard")
     return scales
 
 
@@ -90,6 +90,7 @@ def finetune_hardware(
     progress: bool = True,
     start_epoch: int = 0,
     on_epoch=None,
+    objective: Objective = OBJECTIVES["potential"],
 ) -> list[dict]:
     """Train weights (``lr``), leaks and thresholds (``neuron_lr``, default ``lr``) through the
     hardware's behaviour; the model ends in float form with hard reset, ready for export."""
@@ -108,6 +109,7 @@ def finetune_hardware(
             after_step=scales.refresh,
             stage="hardware",
             settings=settings,
+            objective=objective,
         )
     finally:
         detach(model)

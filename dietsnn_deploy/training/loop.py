@@ -1,7 +1,7 @@
 """The epoch loop every training stage shares, and evaluation.
 
 One step: forward under the run's precision (synaptic ops in bf16/fp16, potentials and loss in
-fp32), cross-entropy, backward (fp16 through a gradient scaler), optimizer step, then
+fp32), the stage's loss (:mod:`.objectives`), backward (fp16 through a gradient scaler), optimizer step, then
 ``after_step`` (leak clamps, hardware scale refresh). The learning rate follows a cosine over
 the stage's epochs, entered at ``start_epoch`` when a run resumes. Under torchrun the model is
 wrapped in ``DistributedDataParallel``, each rank evaluates every world-th test batch, and
@@ -23,6 +23,7 @@ from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.settings import RunSettings, check_memory
 from dietsnn_deploy.training.distributed import current, sum_over_ranks
 from dietsnn_deploy.training.models import DietNet
+from dietsnn_deploy.training.objectives import OBJECTIVES, Objective
 
 
 @dataclass
@@ -52,10 +53,13 @@ def check_run_memory(model: DietNet, batch: int, settings: RunSettings, mode: st
                      f"T = {settings.timesteps}", device=settings.device)  # fmt: skip
 
 
-def logits_of(model: nn.Module, images: torch.Tensor, settings: RunSettings) -> torch.Tensor:
-    """The model's logits (fp32) under the run's precision (``model`` may be DDP-wrapped)."""
+def logits_of(
+    model: nn.Module, images: torch.Tensor, settings: RunSettings, per_step: bool = False
+) -> torch.Tensor:
+    """The model's logits (fp32) under the run's precision (``model`` may be DDP-wrapped), or
+    with ``per_step`` the readout's per-step potentials (T, B, classes)."""
     with settings.autocast():
-        logits = model(images, settings.timesteps)
+        logits = model(images, settings.timesteps, per_step=per_step)
     return logits.float()
 
 
@@ -133,10 +137,11 @@ def fit(
     start_epoch: int = 0,
     on_epoch: Callable[[dict], None] | None = None,
     after_step: Callable[[], None] | None = None,
+    objective: Objective = OBJECTIVES["potential"],
 ) -> list[dict]:
-    """Train ``epochs`` epochs from ``start_epoch``; evaluate and call ``on_epoch(entry)``
-    after each, on rank 0 only (entry: stage, epoch, train loss/accuracy, test accuracy,
-    test spike rates, thresholds, leaks)."""
+    """Train ``epochs`` epochs from ``start_epoch`` on ``objective`` (:mod:`.objectives`);
+    evaluate and call ``on_epoch(entry)`` after each, on rank 0 only (entry: stage, epoch,
+    train loss/accuracy, test accuracy, test spike rates, thresholds, leaks)."""
     model.to(settings.device)
     check_run_memory(model, _batch_size(train_loader), settings, "train")
     ranks = current()
@@ -155,8 +160,9 @@ def fit(
                    disable=not progress or not ranks.main)  # fmt: skip
         for images, labels in bar:
             images, labels = images.to(settings.device), labels.to(settings.device)
-            logits = logits_of(stepped, images, settings)
-            loss = nn.functional.cross_entropy(logits, labels)
+            potentials = logits_of(stepped, images, settings, per_step=True)
+            logits = potentials.sum(0)
+            loss = objective(potentials, labels)
             _check_finite(loss, stage)
             optimizer.zero_grad()
             scaler.scale(loss).backward()

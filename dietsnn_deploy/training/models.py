@@ -76,6 +76,11 @@ def build_model(arch: str, in_shape: tuple[int, int, int], num_classes: int, dro
     return DietVGG(spec, in_shape, num_classes, dropout)
 
 
+#: The smallest threshold training leaves (in the units of the layer's input current, where
+#: conversion puts θ near the 99.7th percentile of the ANN's activations: about 0.1 to 10).
+MIN_THRESHOLD = 1e-3
+
+
 def _over_time(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
     """Apply a per-sample module to (T, B, …) by folding time into the batch."""
     return module(h.flatten(0, 1)).unflatten(0, h.shape[:2])
@@ -83,12 +88,19 @@ def _over_time(module: nn.Module, h: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class SNNOutput:
-    """Logits (B, classes) = readout potential Σ_t W·o_t, spikes per spiking layer (T, B, …)
-    when recorded, and the encoded input frames (T, B, C, H, W; None for static input)."""
+    """The readout's per-step input ``potentials`` (T, B, classes) = W·o_t, spikes per spiking
+    layer (T, B, …) when recorded, and the encoded input frames (T, B, C, H, W; None for
+    static input)."""
 
-    logits: torch.Tensor
+    potentials: torch.Tensor
     spikes: dict[str, torch.Tensor]
     frames: torch.Tensor | None = None
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """(B, classes): the readout's final potential Σ_t W·o_t, summed over steps in order
+        (so bulk and per-step runs agree bit for bit)."""
+        return self.potentials.sum(0)
 
 
 class DietNet(nn.Module):
@@ -171,11 +183,15 @@ class DietNet(nn.Module):
                 for p, v in zip(params.values(), values, strict=True):
                     p.fill_(float(v))
 
-    def clamp_leaks(self) -> None:
-        """Keep every leak in [0, 1] (call after each optimizer step)."""
+    def clamp_neuron_params(self) -> None:
+        """Keep every leak in [0, 1] and every threshold ≥ ``MIN_THRESHOLD`` (call after each
+        optimizer step): a gradient that does not vanish away from the threshold (STDB's) can
+        otherwise push θ through 0, where the spike condition u > θ turns inside out."""
         with torch.no_grad():
             for p in self.leak.values():
                 p.clamp_(0.0, 1.0)
+            for p in self.threshold.values():
+                p.clamp_(min=MIN_THRESHOLD)
 
     def neuron(self, key: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(leak, threshold) of spiking layer ``key`` as the forward pass uses them."""
@@ -185,13 +201,19 @@ class DietNet(nn.Module):
         return leak, threshold
 
     # -- modes -----------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, timesteps: int | None = None) -> torch.Tensor:
-        """Logits of the ANN, or of the SNN over ``timesteps`` steps (required when spiking)."""
+    def forward(
+        self, x: torch.Tensor, timesteps: int | None = None, per_step: bool = False
+    ) -> torch.Tensor:
+        """Logits (B, classes) of the ANN, or of the SNN over ``timesteps`` steps (required
+        when spiking); ``per_step``: the readout's per-step potentials (T, B, classes) instead
+        (an ANN's are one step)."""
         if self.spiking:
             if timesteps is None:
                 raise DeployError("a spiking model needs the number of timesteps to run")
-            return self.run_snn(x, timesteps).logits
-        return self.forward_ann(x)
+            out = self.run_snn(x, timesteps)
+            return out.potentials if per_step else out.logits
+        logits = self.forward_ann(x)
+        return logits.unsqueeze(0) if per_step else logits
 
     def forward_ann(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -217,11 +239,11 @@ class DietNet(nn.Module):
             frames = self.encoding.frames(x, steps, generator)
         run = _Run(x, frames, record, self.training and self.dropout_p > 0, self.dropout_p)
         if bulk:
-            logits = self._span(run, 0, steps)
+            potentials = self._span(run, 0, steps)
         else:
-            logits = sum(self._span(run, t, 1) for t in range(steps))
+            potentials = torch.cat([self._span(run, t, 1) for t in range(steps)])
         spikes = {k: torch.cat(v) for k, v in run.spikes.items()}
-        return SNNOutput(logits, spikes, frames if record else None)
+        return SNNOutput(potentials, spikes, frames if record else None)
 
     def probe_current(self, x: torch.Tensor, key: str, timesteps: int) -> torch.Tensor:
         """Input current (T, B, …) of spiking layer ``key`` (for threshold balancing), with the
@@ -235,7 +257,8 @@ class DietNet(nn.Module):
         raise DeployError(f"no spiking layer '{key}'")
 
     def _span(self, run: _Run, start: int, steps: int) -> torch.Tensor:
-        """Steps [start, start+steps) of every layer; returns Σ over those steps of W·o."""
+        """Steps [start, start+steps) of every layer; returns the readout's W·o_t (steps, B,
+        classes, fp32)."""
         raise NotImplementedError
 
     def _lif(self, run: _Run, key: str, current: torch.Tensor) -> torch.Tensor:
@@ -349,8 +372,7 @@ class DietVGG(DietNet):
                 h = self._lif(run, key, module(h))
             elif isinstance(module, nn.Dropout):
                 h = run.drop(key, h)
-        # Σ_t W·o_t summed over steps in order, so bulk and per-step runs agree bit for bit.
-        return self.classifier[-1](h).float().sum(0)
+        return self.classifier[-1](h).float()
 
 
 class _Block(nn.Module):
@@ -419,7 +441,7 @@ class DietResNet(DietNet):
             inner = run.drop(f"b{i}", self._lif(run, f"b{i}a", _over_time(block.conv1, h)))
             current = _over_time(block.conv2, inner) + _over_time(block.shortcut, h)
             h = self._lif(run, f"b{i}b", current)
-        return self.classifier(h.flatten(2)).float().sum(0)  # Σ_t W·o_t, as in DietVGG
+        return self.classifier(h.flatten(2)).float()
 
 
 def _init_weights(model: nn.Module) -> None:

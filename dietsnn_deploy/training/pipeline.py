@@ -18,11 +18,12 @@ from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.encodings import get_encoding
 from dietsnn_deploy.spine.neurons import get_neuron_model
 from dietsnn_deploy.training.checkpoints import ModelInfo, load_checkpoint, save_checkpoint
-from dietsnn_deploy.training.config import DEFAULT_DATASET, NEURON_MODEL, TrainConfig
+from dietsnn_deploy.training.config import DEFAULT_DATASET, DEFAULT_LOSS, NEURON_MODEL, TrainConfig
 from dietsnn_deploy.training.distributed import barrier, current
 from dietsnn_deploy.training.logs import write_epoch_csv, write_tensorboard
 from dietsnn_deploy.training.loop import evaluate
 from dietsnn_deploy.training.models import DietNet, build_model
+from dietsnn_deploy.training.objectives import OBJECTIVES, Objective
 from dietsnn_deploy.training.stages import convert, train_ann, train_snn
 
 
@@ -134,6 +135,15 @@ def _save_on_main(model: DietNet, info: ModelInfo, out: Path) -> None:
     barrier()
 
 
+def _learning_rule(cfg: TrainConfig, model: DietNet, info: ModelInfo) -> Objective:
+    """Surrogate and loss of an SNN stage: the options, else the checkpoint's (recorded in
+    ``info`` and set on ``model``); returns the loss."""
+    info.surrogate = cfg.surrogate or info.surrogate
+    info.loss = cfg.loss or info.loss
+    model.neuron_model = model.neuron_model.with_surrogate(info.surrogate)
+    return OBJECTIVES[info.loss]
+
+
 def _stage_epochs(info: ModelInfo, stages: tuple[str, ...]) -> int:
     return sum(1 for h in info.history if h["stage"] in stages)
 
@@ -190,8 +200,11 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
     cfg = cfg.for_dataset(info.dataset)
     images = calibration_images(info, cfg.data_dir, cfg.calibration_images)
     # thresholds are balanced on the input the SNN will see
-    model.encoding = get_encoding(cfg.encoding)
+    encoding = cfg.encoding or "direct"
+    model.encoding = get_encoding(encoding)
     model.neuron_model = get_neuron_model(NEURON_MODEL[cfg.neuron], "soft")
+    info.surrogate, info.loss = "triangle", DEFAULT_LOSS[cfg.neuron]
+    _learning_rule(cfg, model, info)
     thresholds = convert(
         model,
         images,
@@ -200,7 +213,7 @@ def run_convert(cfg: TrainConfig, ann_path: Path, out: Path) -> tuple[DietNet, M
         scale=cfg.threshold_scale,
         progress=cfg.progress,
     )
-    info.stage, info.timesteps, info.encoding = "converted", cfg.timesteps, cfg.encoding
+    info.stage, info.timesteps, info.encoding = "converted", cfg.timesteps, encoding
     info.neuron = model.neuron_model.name
     info.initial_thresholds, info.initial_leaks = thresholds, model.leaks()
     _, test = _loaders(cfg, info, cfg.snn_batch_size)
@@ -222,10 +235,11 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
     if not resumed:
         info.stage = "snn"
         info.history = [h for h in info.history if h["stage"] == "ann"]
-    model.encoding = get_encoding(cfg.encoding)
-    info.encoding = cfg.encoding
+    info.encoding = cfg.encoding or info.encoding
+    model.encoding = get_encoding(info.encoding)
     if cfg.neuron == "if":
         model.set_neuron_params(leaks=[1.0] * len(model.neuron_keys))
+    objective = _learning_rule(cfg, model, info)
     done_epochs = len(info.history) - _stage_epochs(info, ("ann",))
     if done_epochs >= cfg.snn_epochs:
         if not resumed:  # snn_epochs 0: the converted SNN is the result
@@ -245,6 +259,7 @@ def run_snn(cfg: TrainConfig, converted_path: Path, out: Path) -> tuple[DietNet,
         start_epoch=done_epochs,
         on_epoch=_saver(model, info, out),
         settings=cfg.settings.with_timesteps(info.timesteps),
+        objective=objective,
     )
     return _synced(model, info, out)
 
@@ -287,6 +302,7 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
         raise DeployError("finetune needs at least one epoch (--snn-epochs ≥ 1)")
     if not resumed:
         info.stage, info.reset = "hardware", "hard"
+    objective = _learning_rule(cfg, model, info)
     done_epochs = _stage_epochs(info, ("hardware",))
     if done_epochs >= cfg.snn_epochs:
         return model, info
@@ -303,5 +319,6 @@ def run_finetune(cfg: TrainConfig, source: Path, out: Path) -> tuple[DietNet, Mo
         progress=cfg.progress,
         start_epoch=done_epochs,
         on_epoch=_saver(model, info, out),
+        objective=objective,
     )
     return _synced(model, info, out)

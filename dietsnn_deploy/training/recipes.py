@@ -31,6 +31,9 @@ class Recipe:
     threshold_scale: float
     finetune_epochs: int
     precision: str = "fp32"
+    #: the threshold scale of a single-spike network's conversion: one spike must carry what
+    #: a rate code spreads over T, so θ sits lower (measured: benchmarks/RESULTS.md)
+    single_spike_threshold_scale: float = 0.6
 
     def describe(self, dataset: str) -> str:
         """One line naming the recipe and its values."""

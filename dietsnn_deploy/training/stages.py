@@ -15,6 +15,7 @@ from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.settings import RunSettings
 from dietsnn_deploy.training.loop import fit
 from dietsnn_deploy.training.models import DietNet
+from dietsnn_deploy.training.objectives import OBJECTIVES, Objective
 
 
 def train_ann(
@@ -135,11 +136,13 @@ def train_snn(
     after_step=None,
     stage: str | None = None,
     settings: RunSettings,
+    objective: Objective = OBJECTIVES["potential"],
 ) -> list[dict]:
-    """Stage 3: spike-based BPTT of weights and, as asked, per-layer thresholds and leaks.
+    """Stage 3: spike-based BPTT of weights and, as asked, per-layer thresholds and leaks,
+    on ``objective``.
 
-    Fixed parameters keep their conversion values; leaks are clamped to [0, 1] after every
-    step, then ``after_step()`` runs if given. Adam moves a parameter by about its learning
+    Fixed parameters keep their conversion values; leaks are clamped to [0, 1] and thresholds
+    to ≥ ``MIN_THRESHOLD`` after every step, then ``after_step()`` runs if given. Adam moves a parameter by about its learning
     rate per step, so ``neuron_lr`` (default ``lr``) lets thresholds and leaks travel as far
     in a short run as they would in the paper's hundreds of epochs.
     """
@@ -152,7 +155,7 @@ def train_snn(
     stage = stage or ("diet" if (train_threshold or train_leak) else "snn-weights")
 
     def step_done() -> None:
-        model.clamp_leaks()
+        model.clamp_neuron_params()
         if after_step is not None:
             after_step()
 
@@ -169,6 +172,7 @@ def train_snn(
             start_epoch=start_epoch,
             on_epoch=on_epoch,
             after_step=step_done,
+            objective=objective,
         )
     finally:
         for p in (*model.threshold.values(), *model.leak.values()):

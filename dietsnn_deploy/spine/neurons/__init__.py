@@ -13,6 +13,7 @@ from dietsnn_deploy.spine.network import Neuron
 from dietsnn_deploy.spine.neurons.base import NeuronModel, Reset
 from dietsnn_deploy.spine.neurons.lif import LIF
 from dietsnn_deploy.spine.neurons.single_spike import SingleSpike
+from dietsnn_deploy.spine.neurons.surrogate import SURROGATES
 
 #: by name; the most specific first (:func:`neuron_from_netx` asks them in this order)
 NEURON_MODELS: dict[str, type[NeuronModel]] = {SingleSpike.name: SingleSpike, LIF.name: LIF}
@@ -28,19 +29,23 @@ def neuron_from_netx(fields, spiking: bool) -> Neuron:
     raise fields.fail("no neuron model reads this neuron group")
 
 
-def get_neuron_model(name: str, reset: str = "soft") -> NeuronModel:
-    """The neuron model called ``name`` with float ``reset`` ("soft" or "hard")."""
+def get_neuron_model(name: str, reset: str = "soft", surrogate: str = "triangle") -> NeuronModel:
+    """The neuron model called ``name`` with float ``reset`` ("soft" or "hard") and the
+    ``surrogate`` gradient ("triangle" or "stdb")."""
     if name not in NEURON_MODELS:
         raise DeployError(f"unknown neuron model {name!r}; choose from {', '.join(NEURON_MODELS)}")
     if reset not in RESETS:
         raise DeployError(f"unknown reset {reset!r}; choose from {', '.join(RESETS)}")
-    return NEURON_MODELS[name](reset)
+    if surrogate not in SURROGATES:
+        raise DeployError(f"unknown surrogate {surrogate!r}; choose from {', '.join(SURROGATES)}")
+    return NEURON_MODELS[name](reset, surrogate)
 
 
 __all__ = [
     "LIF",
     "NEURON_MODELS",
     "RESETS",
+    "SURROGATES",
     "NeuronModel",
     "Reset",
     "SingleSpike",

@@ -13,6 +13,7 @@ from typing import ClassVar, Literal
 import torch
 
 from dietsnn_deploy.spine.network import Neuron
+from dietsnn_deploy.spine.neurons.surrogate import SURROGATES, Surrogate
 
 Reset = Literal["soft", "hard"]
 FixedState = dict[str, torch.Tensor]
@@ -20,15 +21,25 @@ FixedState = dict[str, torch.Tensor]
 
 class NeuronModel:
     """One neuron model; ``reset`` selects the float model's reset (soft for DIET training,
-    hard for hardware-aware fine-tuning, as the chip resets)."""
+    hard for hardware-aware fine-tuning, as the chip resets) and ``surrogate`` the spike's
+    pseudo-derivative (:mod:`.surrogate`)."""
 
     name: ClassVar[str]
 
-    def __init__(self, reset: Reset = "soft") -> None:
+    def __init__(self, reset: Reset = "soft", surrogate: str = "triangle") -> None:
         self.reset = reset
+        self.surrogate: Surrogate = SURROGATES[surrogate]
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(reset={self.reset!r})"
+        return f"{type(self).__name__}(reset={self.reset!r}, surrogate={self.surrogate.name!r})"
+
+    def with_reset(self, reset: Reset) -> NeuronModel:
+        """The same model and surrogate with float ``reset``."""
+        return type(self)(reset, self.surrogate.name)
+
+    def with_surrogate(self, surrogate: str) -> NeuronModel:
+        """The same model and reset with the ``surrogate`` gradient."""
+        return type(self)(self.reset, surrogate)
 
     def refractory(self, timesteps: int) -> int:
         """The refractory period a deployed layer of this model needs at T steps (0: none)."""
@@ -38,12 +49,13 @@ class NeuronModel:
     def scan(
         self,
         currents: torch.Tensor,
-        u: torch.Tensor | None,
+        state,
         leak: torch.Tensor,
         threshold: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Spikes (T, …) for input ``currents`` (T, …) from potential ``u`` (None = zeros);
-        returns (spikes, u after the last step)."""
+    ) -> tuple[torch.Tensor, object]:
+        """Spikes (T, …) for input ``currents`` (T, …) from the neurons' ``state`` (what the
+        last scan returned; None at the image start); returns (spikes, state after the last
+        step). The state is the model's own (the LIF's: the potential u)."""
         raise NotImplementedError
 
     # -- fixed point (emulator) ------------------------------------------------------------

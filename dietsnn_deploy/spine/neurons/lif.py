@@ -7,7 +7,8 @@ Float (training), per step t, leak λ ∈ [0, 1], threshold θ > 0 (the paper's 
     z[t] = u[t]/θ − 1                   spike s[t] = 1 when z > 0, i.e. u > θ
     u[t] ← u[t] − θ·s[t]                soft reset (DIET-SNN);  u[t] ← u[t]·(1 − s[t])  hard
 
-The spike's derivative is the surrogate γ·max(0, 1 − |z|), γ = 0.3 (eq. 12); the reset uses
+The spike's derivative is the surrogate γ·max(0, 1 − |z|), γ = 0.3 (eq. 12), or STDB's
+(:mod:`.surrogate`); the reset uses
 the spike as a constant (the official code; eq. 14: ∂u/∂θ = −s), and gradients reach θ and λ
 through z and the recurrence, so one backward pass trains all three.
 
@@ -37,7 +38,9 @@ from dietsnn_deploy.spine.loihi import (
 from dietsnn_deploy.spine.network import Neuron
 from dietsnn_deploy.spine.neurons.base import FixedState, NeuronModel, Reset
 from dietsnn_deploy.spine.neurons.lif_fused import fused_lif_scan
-from dietsnn_deploy.spine.neurons.surrogate import SURROGATE_GAMMA, spike_fn
+from dietsnn_deploy.spine.neurons.surrogate import SURROGATE_GAMMA, SURROGATES, Surrogate, spike_fn
+
+TRIANGLE = SURROGATES["triangle"]
 
 __all__ = ["LIF", "SURROGATE_GAMMA", "lif_scan", "lif_step", "spike_fn"]
 
@@ -48,34 +51,51 @@ def lif_step(
     leak: torch.Tensor,
     threshold: torch.Tensor,
     reset: Reset = "soft",
+    surrogate: Surrogate = TRIANGLE,
+    since: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """One float step: returns (spike, u after reset)."""
+    """One float step: returns (spike, u after reset); ``since`` = steps since the last
+    spike, for a surrogate that uses it."""
     u = leak * u + current
-    spike = spike_fn(u / threshold - 1.0)
+    spike = surrogate.spike(u / threshold - 1.0, since)
     fired = spike.detach()  # the reset treats the spike as a constant
     u = u - threshold * fired if reset == "soft" else u * (1.0 - fired)
     return spike, u
 
 
+def steps_since(since: torch.Tensor, spike: torch.Tensor) -> torch.Tensor:
+    """Steps since the last spike, for the next step: 1 after a spike, ``since`` + 1 otherwise
+    (it is 0 at the image's first step)."""
+    return torch.where(spike.detach() > 0, 1.0, since + 1.0)
+
+
 def lif_scan(
     currents: torch.Tensor,
-    u: torch.Tensor | None,
+    state,
     leak: torch.Tensor,
     threshold: torch.Tensor,
     reset: Reset = "soft",
-) -> tuple[torch.Tensor, torch.Tensor]:
+    surrogate: Surrogate = TRIANGLE,
+):
     """Run :func:`lif_step` over the leading time axis of ``currents`` (T, ...).
 
-    ``currents`` may be an expanded view of one constant current (direct encoding); ``u`` is
-    the potential carried in from earlier steps (``None`` = zeros). Returns (spikes (T, ...), u).
+    ``currents`` may be an expanded view of one constant current (direct encoding); ``state``
+    is carried in from earlier steps (``None`` = zeros): the potential u, or (u, steps since
+    the last spike) for a surrogate that uses time. Returns (spikes (T, ...), state).
     """
-    if u is None:
+    timed = surrogate.uses_time
+    if state is None:
         u = torch.zeros_like(currents[0])
+        since = torch.zeros_like(u) if timed else None
+    else:
+        u, since = state if timed else (state, None)
     spikes = []
     for current in currents:
-        spike, u = lif_step(u, current, leak, threshold, reset)
+        spike, u = lif_step(u, current, leak, threshold, reset, surrogate, since)
+        if timed:
+            since = steps_since(since, spike)
         spikes.append(spike)
-    return torch.stack(spikes), u
+    return torch.stack(spikes), ((u, since) if timed else u)
 
 
 class LIF(NeuronModel):
@@ -83,9 +103,12 @@ class LIF(NeuronModel):
 
     name: ClassVar[str] = "lif"
 
-    def scan(self, currents, u, leak, threshold):
-        """The fused scan (:mod:`.lif_fused`): :func:`lif_scan`'s spikes, less memory."""
-        return fused_lif_scan(currents, u, leak, threshold, self.reset)
+    def scan(self, currents, state, leak, threshold):
+        """The fused scan (:mod:`.lif_fused`, the triangle's gradient: :func:`lif_scan`'s
+        spikes in less memory), or :func:`lif_scan` for a surrogate that uses time."""
+        if self.surrogate.uses_time:
+            return lif_scan(currents, state, leak, threshold, self.reset, self.surrogate)
+        return fused_lif_scan(currents, state, leak, threshold, self.reset)
 
     # -- fixed point -----------------------------------------------------------------------
     def subthreshold(self, state: FixedState, current: torch.Tensor, neuron: Neuron) -> None:

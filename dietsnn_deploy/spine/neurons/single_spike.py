@@ -5,7 +5,7 @@ replaced.
 Float (training), f = "has fired" (a constant for the gradient, like the reset)::
 
     u[t] = (λ·u[t-1] + I[t]) · (1 − f[t-1])          integrates only until the first spike
-    s[t] = H(u[t]/θ − 1) · (1 − f[t-1])              γ-surrogate, as the LIF
+    s[t] = H(u[t]/θ − 1) · (1 − f[t-1])              the model's surrogate (triangle or STDB)
     u[t] ← 0 where s[t];   f[t] = f[t-1] + s[t]       afterwards u stays 0 (v held at reset)
 
 Fixed point (our Lava refractory model, ``hw_sim/lava/processes.py``), P = the refractory
@@ -27,27 +27,31 @@ import torch
 
 from dietsnn_deploy.spine.network import Neuron
 from dietsnn_deploy.spine.neurons.base import FixedState
-from dietsnn_deploy.spine.neurons.lif import LIF
-from dietsnn_deploy.spine.neurons.surrogate import spike_fn
+from dietsnn_deploy.spine.neurons.lif import LIF, TRIANGLE
+from dietsnn_deploy.spine.neurons.surrogate import Surrogate
 
 
-def single_spike_scan(currents: torch.Tensor, state, leak, threshold):
+def single_spike_scan(currents: torch.Tensor, state, leak, threshold,
+                      surrogate: Surrogate = TRIANGLE):  # fmt: skip
     """Spikes (T, …) of single-spike neurons for ``currents`` (T, …) from ``state`` = (u,
-    fired) or None; returns (spikes, (u, fired))."""
+    fired, steps since the image start) or None; returns (spikes, state). A neuron that can
+    still fire has never fired, so STDB's Δt is the time since the image start."""
     if state is None:
         u = torch.zeros_like(currents[0])
-        fired = torch.zeros_like(currents[0])
+        fired = torch.zeros_like(u)
+        since = torch.zeros_like(u)
     else:
-        u, fired = state
+        u, fired, since = state
     spikes = []
     for current in currents:
         alive = 1.0 - fired
         u = (leak * u + current) * alive
-        spike = spike_fn(u / threshold - 1.0) * alive
+        spike = surrogate.spike(u / threshold - 1.0, since) * alive
         fired = fired + spike.detach()
         u = u * (1.0 - spike.detach())
+        since = since + 1.0
         spikes.append(spike)
-    return torch.stack(spikes), (u, fired)
+    return torch.stack(spikes), (u, fired, since)
 
 
 class SingleSpike(LIF):
@@ -55,8 +59,8 @@ class SingleSpike(LIF):
 
     name: ClassVar[str] = "single-spike"
 
-    def scan(self, currents, u, leak, threshold):
-        return single_spike_scan(currents, u, leak, threshold)
+    def scan(self, currents, state, leak, threshold):
+        return single_spike_scan(currents, state, leak, threshold, self.surrogate)
 
     def refractory(self, timesteps: int) -> int:
         """Silent from its spike to the end of the image: T steps."""
