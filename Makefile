@@ -1,5 +1,5 @@
 # Build, test and demo entry points. `make install` is idempotent: a stamp file skips it when
-# requirements.txt and pyproject.toml are unchanged.
+# the requirements files and pyproject.toml are unchanged.
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -15,10 +15,11 @@ install: $(STAMP)
 # torch first, pinned, so that nothing later pulls a CUDA build; lava-nc/lava-dl declare
 # Python <3.11 and old torch, hence --no-deps --ignore-requires-python (their real runtime
 # needs are in requirements.txt).
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-interop.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -r requirements-interop.txt
 	$(PIP) install --no-deps --ignore-requires-python lava-nc==0.10.0 lava-dl==0.6.0
 	$(PIP) install --no-deps -e .
 	@if [ ! -d $(FASHION_MNIST_DIR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

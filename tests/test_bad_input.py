@@ -353,3 +353,25 @@ def test_an_empty_dataset_is_refused(tmp_path, monkeypatch, capsys, command):
     code, _, err = run_main(monkeypatch, capsys, *args, "--data-dir", str(empty))
     assert code == 2
     assert_one_error_line(err, "holds no images")
+
+
+@pytest.mark.parametrize("damage", [RuntimeError, KeyError, ValueError, OSError])
+def test_hdf5_too_damaged_to_list_is_one_error_line(files, tmp_path, monkeypatch, capsys, damage):
+    """Found by the fuzzer: a bit flip in a B-tree makes h5py raise RuntimeError while telling
+    a netx file from a NIR graph (not only OSError)."""
+    import exporters.hdf5
+
+    net = tmp_path / "snn.net"
+    write_netx(random_network("conv", 3, timesteps=2), net)
+    real = h5py.File
+
+    def damaged(path, *args, **kwargs):
+        if Path(path) == net:
+            raise damage("Unable to synchronously check link existence (wrong B-tree signature)")
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(h5py, "File", damaged)
+    assert exporters.hdf5.top_groups(net) is None
+    code, _, err = run_main(monkeypatch, capsys, "simulate", str(net), "-n", "2")
+    assert code == 2
+    assert_one_error_line(err, str(net))

@@ -7,11 +7,21 @@ import json
 import click
 
 from dietsnn_deploy.cli.app import cli
+from dietsnn_deploy.cli.options import graph_options
 
 
 @cli.command()
 @click.argument("checkpoint", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="default: <checkpoint>.net")
+@click.option("-o", "--output", type=click.Path(dir_okay=False),
+              help="default: <checkpoint>.net (.nir with --format nir)")  # fmt: skip
+@click.option("--format", "file_format", type=click.Choice(["netx", "nir"]),
+              help="netx (Loihi fixed point, the default) or nir (the float graph; default for an "
+              "output ending in .nir)")  # fmt: skip
+@click.option("--allow-soft-reset", is_flag=True,
+              help="nir: write a soft-reset model anyway (NIR runs it with a hard reset)")  # fmt: skip
+@click.option("--timesteps", "-T", type=click.IntRange(1),
+              help="T of a NIR graph that names none (a checkpoint's own T by default)")  # fmt: skip
+@graph_options
 @click.option("--data-dir", default=None, help="dataset folder (calibration images)")
 @click.option("--arch", help="architecture, for official DIET-SNN checkpoints")
 @click.option("--dataset", help="dataset, for official DIET-SNN checkpoints")
@@ -22,19 +32,28 @@ from dietsnn_deploy.cli.app import cli
     help="choose scales so one step's input fits Loihi's int16 a_in port: at worst case, or "
     "as measured on the calibration images",
 )
-def export(checkpoint, output, data_dir, arch, dataset, calibration, fit_a_in) -> None:
-    """Quantize a trained checkpoint to Loihi fixed point and write a netx HDF5 file."""
-    from dietsnn_deploy.services.deploy import default_output, export_summary, quantization_table
-    from dietsnn_deploy.services.deploy import export as run_export
+def export(checkpoint, output, file_format, allow_soft_reset, timesteps, dt, mean, std, data_dir,
+           arch, dataset, calibration, fit_a_in) -> None:  # fmt: skip
+    """Quantize a trained checkpoint (or a NIR graph) to Loihi fixed point and write a netx
+    HDF5 file, or write a checkpoint's float network as a NIR graph (--format nir)."""
+    from dietsnn_deploy.services import deploy
     from dietsnn_deploy.services.networks import LoadOptions
 
-    options = LoadOptions(
-        data_dir=data_dir, arch=arch, dataset=dataset, calibration=calibration, fit_a_in=fit_a_in
-    )
-    output = output or default_output(checkpoint)
-    net = run_export(checkpoint, output, options)
-    click.echo(quantization_table(net))
-    click.echo(export_summary(net, output))
+    options = LoadOptions(data_dir=data_dir, arch=arch, dataset=dataset, calibration=calibration,
+                          fit_a_in=fit_a_in, timesteps=timesteps, dt=dt, mean=mean,
+                          std=std)  # fmt: skip
+    file_format = file_format or deploy.format_of(output)
+    output = output or deploy.default_output(checkpoint, file_format)
+    if file_format == "nir":
+        graph, warning = deploy.export_nir(checkpoint, output, options,
+                                           allow_soft_reset=allow_soft_reset)  # fmt: skip
+        if warning:
+            click.echo(warning, err=True)
+        click.echo(deploy.nir_summary(graph, output))
+        return
+    net = deploy.export(checkpoint, output, options)
+    click.echo(deploy.quantization_table(net))
+    click.echo(deploy.export_summary(net, output))
 
 
 @cli.command()
@@ -55,15 +74,18 @@ def export(checkpoint, output, data_dir, arch, dataset, calibration, fit_a_in) -
 )
 @click.option("--device", default="cpu", show_default=True, help="where the emulator runs")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-def simulate(
-    network, dataset, data_dir, limit, backend, batch_size, seed, saturate_a_in, device, as_json
-) -> None:
+@click.option("--timesteps", "-T", type=click.IntRange(1), help="T of a NIR graph that names none")
+@graph_options
+def simulate(network, dataset, data_dir, limit, backend, batch_size, seed, saturate_a_in, device,
+             as_json, timesteps, dt, mean, std) -> None:  # fmt: skip
     """Classify test images with the deployed network on Lava or on the emulator."""
     from dietsnn_deploy.services.networks import LoadOptions, load_network
     from dietsnn_deploy.services.simulate import simulate as run_simulation
     from dietsnn_deploy.services.simulate import simulation_text
 
-    net = load_network(network, LoadOptions(data_dir=data_dir, dataset=dataset))
+    load = LoadOptions(data_dir=data_dir, dataset=dataset, timesteps=timesteps, dt=dt, mean=mean,
+                       std=std)  # fmt: skip
+    net = load_network(network, load)
     report = run_simulation(
         net,
         dataset=dataset,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from dietsnn_deploy.cli.app import cli
+from dietsnn_deploy.cli.options import graph_options
 from dietsnn_deploy.errors import DeployError
 
 
@@ -64,6 +65,8 @@ def _timestep_list(text: str | None) -> list[int]:
 @click.option("--saturate-a-in", is_flag=True, help="emulator: model the chip's int16 a_in port")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads")
 @click.option("--device", default="cpu", show_default=True, help="where the emulator runs")
+@click.option("--timesteps", "-T", type=click.IntRange(1), help="T of a NIR graph that names none")
+@graph_options
 def energy_cmd(
     network,
     dataset,
@@ -83,6 +86,10 @@ def energy_cmd(
     saturate_a_in,
     threads,
     device,
+    timesteps,
+    dt,
+    mean,
+    std,
 ) -> None:
     """Op counts and energy per layer, ANN against SNN, from the spikes of test images.
 
@@ -103,7 +110,8 @@ def energy_cmd(
     steps = _timestep_list(sweep_timesteps)
     check_outputs([network], [json_path, csv_path, plot_dir])
     config_threads(threads)
-    load = LoadOptions(data_dir=data_dir, arch=arch, dataset=dataset, calibration=calibration)
+    load = LoadOptions(data_dir=data_dir, arch=arch, dataset=dataset, calibration=calibration,
+                       timesteps=timesteps, dt=dt, mean=mean, std=std)  # fmt: skip
     options = MeasureOptions(
         dataset=dataset,
         data_dir=data_dir,

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from dietsnn_deploy.cli.app import cli
+from dietsnn_deploy.cli.options import graph_options
 
 RECIPE = " (default: the dataset's recipe)"
 ARCH_HELP = (
@@ -167,6 +168,7 @@ def finetune(checkpoint: str, output: str, **options) -> None:
     metavar="MODEL",
     help="also count the SNN's operations and price them with this energy model (paper-45nm, …)",
 )
+@graph_options
 def evaluate(
     checkpoint,
     dataset,
@@ -178,6 +180,9 @@ def evaluate(
     as_json,
     device,
     energy_model,
+    dt,
+    mean,
+    std,
 ) -> None:
     """Test accuracy and per-layer spike rates of a checkpoint (and, with --energy, its op
     counts and energy per image, counted on the float model)."""
@@ -195,5 +200,6 @@ def evaluate(
         energy_model=None if energy_model is None else get_model(energy_model),
         progress=not as_json,
         device=device,
+        graph={"dt": dt, "mean": mean, "std": std},
     )
     click.echo(json.dumps(report) if as_json else evaluation_text(report))

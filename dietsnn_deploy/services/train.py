@@ -10,11 +10,11 @@ import torch
 
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.services.networks import LoadOptions, deploy_model
+from dietsnn_deploy.services.networks import LoadOptions, deploy_model, load_model
 from dietsnn_deploy.services.outputs import check_outputs
 from dietsnn_deploy.spine.settings import RunSettings, check_timesteps, resolve_device
 from dietsnn_deploy.training import pipeline
-from dietsnn_deploy.training.checkpoints import ModelInfo, load_checkpoint
+from dietsnn_deploy.training.checkpoints import ModelInfo
 from dietsnn_deploy.training.config import TrainConfig
 from dietsnn_deploy.training.distributed import join
 from dietsnn_deploy.training.loop import evaluate
@@ -101,14 +101,18 @@ def evaluate_checkpoint(
     energy_model=None,
     progress: bool = True,
     device: str = "cpu",
+    graph: dict | None = None,
 ) -> dict:
     """Accuracy and per-layer spike rates of a checkpoint on its test set; with an
     ``energy_model`` also its op counts and energy per image (counted on the float model):
-    the report ``evaluate --json`` prints."""
+    the report ``evaluate --json`` prints. ``path`` may be a NIR graph (``graph``: its dt,
+    mean and std options, :class:`LoadOptions`)."""
     from hw_sim.energy import energy
     from hw_sim.report import report_dict
 
-    model, info = load_checkpoint(path, arch=arch, dataset=dataset, data_dir=data_dir)
+    load = LoadOptions(data_dir=data_dir, arch=arch, dataset=dataset, timesteps=timesteps,
+                       **(graph or {}))  # fmt: skip
+    model, info = load_model(path, load)
     if dataset and dataset != info.dataset:
         raise DeployError(f"{path} was trained on {info.dataset}, not {dataset}")
     steps = info.timesteps if timesteps is None else check_timesteps(timesteps, "-T")

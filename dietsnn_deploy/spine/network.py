@@ -50,6 +50,18 @@ REFRACTORY_MAX = 2**16
 NORMALISATION_LIMIT = 1e6
 
 
+def check_normalisation(mean, std, channels: int, where: str) -> None:
+    """Refuse an input normalisation that is not one finite value per channel within ±1e6,
+    with std > 0 (``where`` names its source in the message)."""
+    if len(mean) != channels or len(std) != channels:
+        raise DeployError(f"{where}: mean and std need {channels} values each")
+    for name, values in (("mean", mean), ("std", std)):
+        if not all(math.isfinite(v) and abs(v) <= NORMALISATION_LIMIT for v in values):
+            raise DeployError(f"{where}: {name} {tuple(values)} must be finite and within ±1e6")
+    if not all(s > 0 for s in std):
+        raise DeployError(f"{where}: std {tuple(std)} must be positive")
+
+
 def _is_int(value) -> bool:
     return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
 
@@ -142,13 +154,7 @@ class HostEncoder:
             raise DeployError(
                 f"encoder: weight has {weight.shape[1]} input channels, in_shape {self.in_shape}"
             )
-        if len(self.mean) != channels or len(self.std) != channels:
-            raise DeployError(f"encoder: mean and std need {channels} values each")
-        for name, values in (("mean", self.mean), ("std", self.std)):
-            if not all(math.isfinite(v) and abs(v) <= NORMALISATION_LIMIT for v in values):
-                raise DeployError(f"encoder: {name} {values} must be finite and within ±1e6")
-        if not all(s > 0 for s in self.std):
-            raise DeployError(f"encoder: std {self.std} must be positive")
+        check_normalisation(self.mean, self.std, channels, "encoder")
         if not (math.isfinite(self.drive_scale) and self.drive_scale > 0):
             raise DeployError(f"encoder: drive_scale must be positive, got {self.drive_scale}")
         if min(self.stride) < 1 or min(self.padding) < 0:

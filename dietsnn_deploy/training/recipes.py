@@ -56,6 +56,7 @@ _TABLE1 = Recipe(
     threshold_scale=0.6,
     finetune_epochs=1,
     precision="bf16",
+    single_spike_threshold_scale=0.3,
 )
 _PAPER = Recipe(
     source="the paper and the official code",

@@ -20,13 +20,12 @@ spine's (:func:`dietsnn_deploy.spine.loihi.check_weight_mantissas`): netx's
 """
 
 from exporters.netx.metadata import FORMAT_VERSION, METADATA_GROUP
-from exporters.netx.reader import is_hdf5, read_netx, read_netx_layers
+from exporters.netx.reader import read_netx, read_netx_layers
 from exporters.netx.writer import write_netx
 
 __all__ = [
     "FORMAT_VERSION",
     "METADATA_GROUP",
-    "is_hdf5",
     "read_netx",
     "read_netx_layers",
     "write_netx",

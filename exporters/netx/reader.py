@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from pathlib import Path
 
 import h5py
 
@@ -25,6 +24,7 @@ from dietsnn_deploy.spine.network import (
     validate_layers,
 )
 from dietsnn_deploy.spine.neurons import neuron_from_netx
+from exporters.hdf5 import DAMAGE_ERRORS, is_hdf5
 from exporters.netx.fields import Fields
 from exporters.netx.metadata import (
     check_digest,
@@ -36,7 +36,6 @@ from exporters.netx.metadata import (
 )
 
 SUPPORTED_TYPES = ("input", "conv", "flatten", "dense")
-HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _read_neuron(layer: Fields, spiking: bool):
@@ -115,15 +114,6 @@ def _read_layers(f: h5py.File, pools: list[int] | None) -> list[Layer]:
     return layers
 
 
-def is_hdf5(path: str | os.PathLike) -> bool:
-    """True if the file starts with the HDF5 signature (DeployError if it is missing)."""
-    file = Path(path)
-    if not file.is_file():
-        raise DeployError(f"file not found: {file}")
-    with open(file, "rb") as handle:
-        return handle.read(8) == HDF5_SIGNATURE
-
-
 @contextmanager
 def _open(path: str | os.PathLike):
     """The file opened read-only; damage found while reading becomes a DeployError."""
@@ -133,12 +123,12 @@ def _open(path: str | os.PathLike):
         )
     try:
         f = h5py.File(path, "r")
-    except OSError as exc:
+    except DAMAGE_ERRORS as exc:
         raise DeployError(f"{path}: not a readable HDF5 file ({_first_line(exc)})") from None
     try:
         with f:
             yield f
-    except (OSError, KeyError, RuntimeError, ValueError, TypeError, OverflowError) as exc:
+    except (*DAMAGE_ERRORS, TypeError, OverflowError) as exc:
         raise DeployError(f"corrupt netx file {path}: {_first_line(exc)}") from None
 
 

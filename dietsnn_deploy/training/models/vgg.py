@@ -5,34 +5,39 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dietsnn_deploy.spine import geometry
 from dietsnn_deploy.training.models.net import DietNet, SNNRun, init_weights, over_time
-from dietsnn_deploy.training.models.spec import ArchSpec
+from dietsnn_deploy.training.models.spec import ArchSpec, Conv, Pool
 
 
 class DietVGG(DietNet):
-    """VGG without bias or BatchNorm; 2×2 average pools; dropout after every hidden layer.
+    """VGG without bias or BatchNorm; average pools; dropout after every hidden layer.
 
-    A pool is dropped where the feature map is already odd-sized or 1 wide, which adapts the
-    deep variants to small inputs (digits' 8×8).
+    An 'A' pool is dropped where the feature map is already odd-sized or 1 wide, which adapts
+    the deep variants to small inputs (digits' 8×8); :class:`Pool` items are always kept.
     """
 
     def __init__(self, spec: ArchSpec, in_shape, num_classes: int, dropout: float) -> None:
         super().__init__(spec, in_shape, num_classes, dropout)
-        channels, height, width = in_shape
+        shape = tuple(in_shape)
         layers: list[nn.Module] = []
         for item in spec.features:
-            if item == "A":
-                if height % 2 or width % 2 or height < 2 or width < 2:
+            if item == "A" or isinstance(item, Pool):
+                size = item.size if isinstance(item, Pool) else 2
+                if item == "A" and (shape[1] % 2 or shape[2] % 2 or min(shape[1:]) < 2):
                     continue
-                layers[-1] = nn.AvgPool2d(2)  # the pool takes the dropout's place
-                height, width = height // 2, width // 2
+                layers[-1] = nn.AvgPool2d(size)  # the pool takes the dropout's place
+                shape = geometry.pooled_shape(shape, size)
                 continue
-            layers += [nn.Conv2d(channels, int(item), 3, padding=1, bias=False), nn.ReLU()]
-            layers.append(nn.Dropout(dropout))
-            channels = int(item)
+            conv = item if isinstance(item, Conv) else Conv(int(item))
+            layers += [nn.Conv2d(shape[0], conv.channels, conv.kernel, conv.stride, conv.padding,
+                                 bias=False), nn.ReLU(), nn.Dropout(dropout)]  # fmt: skip
+            shape = geometry.conv_output_shape(
+                shape, conv.channels, conv.kernel, conv.stride, conv.padding
+            )
         self.features = nn.Sequential(*layers)
-        self.feature_shape = (channels, height, width)
-        widths = [channels * height * width, *spec.classifier]
+        self.feature_shape = shape
+        widths = [shape[0] * shape[1] * shape[2], *spec.classifier]
         head: list[nn.Module] = []
         for f_in, f_out in zip(widths, widths[1:], strict=False):
             head += [nn.Linear(f_in, f_out, bias=False), nn.ReLU(), nn.Dropout(dropout)]
