@@ -123,3 +123,41 @@ def test_norse_reads_our_lif_nodes_with_our_spikes_at_our_dt_and_not_at_its_defa
         assert (a != b).float().mean() < 1e-3 and a.any()
     at_default = _norse_spikes(graph, images, dt=1e-3)  # Norse's default dt: λ = 1 − 10·(1 − λ)
     assert (ours[0] != at_default[0]).float().mean() > 0.05
+
+
+# Canaries: each pins a peer defect this project works around. They pass while the defect is
+# there; when a new release fixes it, the test fails and says which work-around can go.
+
+
+def _our_graph():
+    torch.manual_seed(0)
+    model = build_model("vgg-tiny", (1, 8, 8), 10)
+    model.spiking = True
+    model.set_neuron_params(leaks=[0.9, 0.8, 0.95])
+    model.neuron_model = get_neuron_model("lif", "hard")
+    return to_nir_graph(to_float_network(model.eval()))
+
+
+def test_canary_snntorch_has_no_mapping_for_an_integrator():
+    from snntorch.import_nir import import_from_nir
+
+    with warnings.catch_warnings(), pytest.raises(ValueError, match="Unknown node type"):
+        warnings.simplefilter("ignore")
+        import_from_nir(_our_graph())
+
+
+def test_canary_snntorch_exporter_needs_per_neuron_parameters():
+    from snntorch.export_nir import export_to_nir
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1, bias=False),
+                              snn.Leaky(beta=0.9, init_hidden=True), torch.nn.Flatten(),
+                              torch.nn.Linear(128, 2, bias=False))  # fmt: skip
+    with pytest.raises(ValueError, match="type mismatch"):
+        export_to_nir(net, torch.zeros(1, 1, 8, 8), ignore_dims=[0])
+
+
+def test_canary_norse_from_nir_breaks_on_pools():
+    norse = pytest.importorskip("norse.torch")
+    with warnings.catch_warnings(), pytest.raises(KeyError):
+        warnings.simplefilter("ignore")
+        norse.from_nir(_our_graph(), dt=1e-4)
