@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_device import add_device_option, parse_device  # noqa: E402
+from fixtures_nets import converted_digits  # noqa: E402
 from mutations import (  # noqa: E402  (the shared mutation engine lives with the tests)
     KINDS,
     VERDICTS_OK,
@@ -37,12 +38,8 @@ from mutations import (  # noqa: E402  (the shared mutation engine lives with th
 )
 from results_log import append_results  # noqa: E402
 
-from dietsnn_deploy.data import dataset_info  # noqa: E402
 from dietsnn_deploy.training.checkpoint_schema import payload_digest  # noqa: E402
-from dietsnn_deploy.training.checkpoints import ModelInfo, save_checkpoint  # noqa: E402
-from dietsnn_deploy.training.models import build_model  # noqa: E402
-from dietsnn_deploy.training.pipeline import calibration_images  # noqa: E402
-from dietsnn_deploy.training.stages import convert  # noqa: E402
+from dietsnn_deploy.training.checkpoints import save_checkpoint  # noqa: E402
 
 SIMULATE = ("-n", "6", "--batch-size", "6", "--json")
 
@@ -75,12 +72,7 @@ SIGNED_KINDS = ("delete", "retype", "reshape", "nonfinite")
 def make_originals(folder: Path, simulate: tuple[str, ...]) -> dict[str, dict]:
     """A converted digits vgg-tiny (T = 3), its netx export, and each one's simulate report
     (``simulate``: the command's options)."""
-    data = dataset_info("digits")
-    info = ModelInfo("vgg-tiny", "digits", data.in_shape, 10, data.mean, data.std, "converted")
-    torch.manual_seed(0)
-    model = build_model("vgg-tiny", data.in_shape, 10)
-    convert(model, calibration_images(info, None, 128), timesteps=3, progress=False)
-    info.timesteps = 3
+    model, info = converted_digits(timesteps=3, calibration=128)
     save_checkpoint(model, info, folder / "model.pt")
     code, _, err = run_cli("export", str(folder / "model.pt"))
     if code:

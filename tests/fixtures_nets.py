@@ -229,3 +229,23 @@ def child_processes() -> list[str]:
         if parent == me and "resource_tracker" not in command:
             found.append(f"{pid} {command or stat.split()[1]}")
     return found
+
+
+def converted_digits(timesteps: int = 5, calibration: int = 256):
+    """(model, info): a vgg-tiny digits SNN converted at ``timesteps`` (thresholds balanced on
+    the first ``calibration`` training images; untrained weights, so it is fast to make), and
+    its checkpoint info (stage ``converted``)."""
+    from dietsnn_deploy.data import dataset_info
+    from dietsnn_deploy.training.checkpoints import ModelInfo
+    from dietsnn_deploy.training.models import build_model
+    from dietsnn_deploy.training.pipeline import calibration_images
+    from dietsnn_deploy.training.stages import convert
+
+    data = dataset_info("digits")
+    info = ModelInfo("vgg-tiny", "digits", data.in_shape, 10, data.mean, data.std, "converted",
+                     timesteps=timesteps)  # fmt: skip
+    torch.manual_seed(0)
+    model = build_model("vgg-tiny", data.in_shape, 10)
+    convert(model, calibration_images(info, None, calibration), timesteps=timesteps,
+            progress=False)  # fmt: skip
+    return model, info

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_one_error_line, run_main
-from fixtures_nets import random_network
+from fixtures_nets import converted_digits, random_network
 
 from dietsnn_deploy.atomic import atomic_path
 from dietsnn_deploy.data import dataset_info
@@ -22,8 +23,6 @@ from dietsnn_deploy.interrupts import Terminated
 from dietsnn_deploy.training.checkpoint_schema import payload_digest
 from dietsnn_deploy.training.checkpoints import ModelInfo, save_checkpoint
 from dietsnn_deploy.training.models import build_model
-from dietsnn_deploy.training.pipeline import calibration_images
-from dietsnn_deploy.training.stages import convert
 from exporters.netx import read_netx, write_netx
 
 
@@ -31,14 +30,9 @@ from exporters.netx import read_netx, write_netx
 def files(tmp_path_factory):
     """A converted digits checkpoint, its ANN twin and its netx export."""
     folder = tmp_path_factory.mktemp("bad_input")
-    data = dataset_info("digits")
-    info = ModelInfo("vgg-tiny", "digits", data.in_shape, 10, data.mean, data.std, "converted")
-    torch.manual_seed(0)
-    model = build_model("vgg-tiny", data.in_shape, 10)
-    convert(model, calibration_images(info, None, 256), timesteps=5, progress=False)
+    model, info = converted_digits()
     save_checkpoint(model, info, folder / "snn.pt")
-    ann = ModelInfo("vgg-tiny", "digits", data.in_shape, 10, data.mean, data.std, "ann")
-    save_checkpoint(model, ann, folder / "ann.pt")
+    save_checkpoint(model, replace(info, stage="ann"), folder / "ann.pt")
     return folder
 
 

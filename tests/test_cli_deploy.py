@@ -14,17 +14,15 @@ import numpy as np
 import pytest
 import torch
 from cli_helpers import assert_one_error_line, run_main
-from fixtures_nets import assert_same_network
+from fixtures_nets import assert_same_network, converted_digits
 
 import exporters.netx.writer
 from dietsnn_deploy.data import dataset_info, make_loader
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.loihi import A_IN_MAX
 from dietsnn_deploy.training.checkpoints import ModelInfo, save_checkpoint
-from dietsnn_deploy.training.models import build_model
 from dietsnn_deploy.training.pipeline import calibration_images
 from dietsnn_deploy.training.quantize import quantize
-from dietsnn_deploy.training.stages import convert
 from exporters.netx import read_netx
 from hw_sim.emulator import classify
 
@@ -49,10 +47,7 @@ def checkpoints(tmp_path_factory):
     """A converted vgg-tiny SNN (thresholds balanced on digits, untrained weights: fast) and
     the same weights saved as an ANN checkpoint."""
     folder = tmp_path_factory.mktemp("cli_deploy")
-    torch.manual_seed(0)
-    info = _info("converted")
-    model = build_model("vgg-tiny", info.in_shape, info.num_classes)
-    convert(model, calibration_images(info, None, 256), timesteps=5, progress=False)
+    model, info = converted_digits()
     model.set_neuron_params(leaks=[0.95, 0.9, 0.85])
     save_checkpoint(model, info, folder / "snn.pt")
     save_checkpoint(model, _info("ann"), folder / "ann.pt")

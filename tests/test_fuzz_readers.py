@@ -8,17 +8,13 @@ import itertools
 import json
 
 import pytest
-import torch
+from fixtures_nets import converted_digits
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutations import KINDS, VERDICTS_OK, mutate_checkpoint, mutate_netx, run_cli, verdict
 
-from dietsnn_deploy.data import dataset_info
 from dietsnn_deploy.training.checkpoint_schema import payload_digest
-from dietsnn_deploy.training.checkpoints import ModelInfo, save_checkpoint
-from dietsnn_deploy.training.models import build_model
-from dietsnn_deploy.training.pipeline import calibration_images
-from dietsnn_deploy.training.stages import convert
+from dietsnn_deploy.training.checkpoints import save_checkpoint
 
 EXAMPLES = 30  # per property in `make test`; the fuzz command runs thousands
 SIMULATE = ("-n", "6", "--batch-size", "6", "--json")
@@ -29,12 +25,7 @@ _names = itertools.count()
 def originals(tmp_path_factory):
     """A converted digits checkpoint, its netx export, and each one's ``simulate --json``."""
     folder = tmp_path_factory.mktemp("fuzz")
-    data = dataset_info("digits")
-    info = ModelInfo("vgg-tiny", "digits", data.in_shape, 10, data.mean, data.std, "converted")
-    torch.manual_seed(0)
-    model = build_model("vgg-tiny", data.in_shape, 10)
-    convert(model, calibration_images(info, None, 128), timesteps=3, progress=False)
-    info.timesteps = 3
+    model, info = converted_digits(timesteps=3, calibration=128)
     save_checkpoint(model, info, folder / "model.pt")
     assert run_cli("export", str(folder / "model.pt"))[0] == 0
     reports = {}
