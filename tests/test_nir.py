@@ -205,3 +205,16 @@ def test_a_float_network_checks_itself():
         FloatNeuron(1.5, 1.0)
     with pytest.raises(DeployError, match="threshold"):
         FloatNeuron(0.5, -math.inf)
+
+
+def test_a_single_spike_network_is_not_written_as_plain_lif(tmp_path, monkeypatch, capsys):
+    model = _model()
+    model.neuron_model = get_neuron_model("single-spike", "hard")
+    info = ModelInfo("vgg-tiny", "digits", (1, 8, 8), 10, (0.5,), (0.25,), "hardware",
+                     reset="hard", neuron="single-spike", encoding="hybrid")  # fmt: skip
+    save_checkpoint(model, info, tmp_path / "single.pt")
+    code, _, err = run_main(monkeypatch, capsys, "export", str(tmp_path / "single.pt"), "-o",
+                            str(tmp_path / "single.nir"))  # fmt: skip
+    assert code == 2
+    assert_one_error_line(err, "would run them as plain LIF")
+    assert not (tmp_path / "single.nir").exists()
