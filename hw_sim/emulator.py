@@ -8,7 +8,9 @@ through T with their neuron model's fixed-point step (:mod:`dietsnn_deploy.spine
     other layers: c[t] = wrap1(a_in[t] << 6)              a_in from the previous layer's spikes
 
 ``wrap1`` is Lava's single 24-bit wrap of the current (x − 2²⁴ if x > 2²³, x + 2²⁴ if
-x ≤ −2²³), skipped where the synapse's L1 bound proves it the identity. Layers run in the
+x ≤ −2²³), skipped where the synapse's L1 bound proves it the identity; a layer whose
+current decays (iDecay < 4096) gets ``a_in << 6`` unwrapped and its neuron model wraps the
+decayed sum. A layer's bias enters its neurons as ``bias << 6`` every step. Layers run in the
 delay-free schedule (layer k at step t sees layer k−1's spikes of step t), which is what Lava's
 pipelined ``reset_interval`` run gives once re-aligned.
 
@@ -27,19 +29,26 @@ import torch
 from tqdm import tqdm
 
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.spine.loihi import A_IN_MAX, A_IN_MIN, BIAS_MAX, STATE_SHIFT, U_WRAP
+from dietsnn_deploy.spine.loihi import (
+    A_IN_MAX,
+    A_IN_MIN,
+    BIAS_MAX,
+    DECAY_UNITY,
+    STATE_SHIFT,
+    U_WRAP,
+    wrap_current,
+)
 from dietsnn_deploy.spine.network import (
     ConvLayer,
     DenseLayer,
     DeployedNetwork,
     FlattenLayer,
-    Neuron,
 )
 from dietsnn_deploy.spine.neurons import get_neuron_model
 from dietsnn_deploy.spine.record import HostDrive, SpikeRecord
 from dietsnn_deploy.spine.settings import check_memory
 from hw_sim.host import host_drive
-from hw_sim.synapses import ConvSynapse, DenseSynapse, wrap_current
+from hw_sim.synapses import ConvSynapse, DenseSynapse
 
 
 class Emulator:
@@ -66,6 +75,12 @@ class Emulator:
                 self.synapses.append(DenseSynapse(layer, tuple(unflat), self.device))
             else:
                 self.synapses.append(None)
+        self.biases = [
+            None
+            if getattr(layer, "bias", None) is None
+            else torch.from_numpy(layer.bias_current()).to(self.device)
+            for layer in net.layers
+        ]
         self.models = [
             None if isinstance(layer, FlattenLayer) else get_neuron_model(layer.neuron.model)
             for layer in net.layers
@@ -82,7 +97,7 @@ class Emulator:
         tensor (B, *input shape) for a drive constant over the T steps."""
         host = self._check_drive(drive)
         layers, steps, batch = self.net.layers, self.net.timesteps, host.batch
-        spikes, _ = self._run_neurons(0, layers[0].neuron, host.steps(steps) << STATE_SHIFT)
+        spikes, _ = self._run_neurons(0, host.steps(steps) << STATE_SHIFT)
         recorded: list[torch.Tensor | None] = [spikes if record else None]
         saturated: list[int | None] = [None]
         v = None
@@ -95,9 +110,10 @@ class Emulator:
             a_in = synapse(spikes.reshape(steps * batch, *spikes.shape[2:]))
             saturated.append(self._saturate(a_in))
             current = a_in.reshape(steps, batch, *a_in.shape[1:]).bitwise_left_shift_(STATE_SHIFT)
-            if synapse.bound << STATE_SHIFT >= U_WRAP:  # else the wrap is provably the identity
+            memoryless = layer.neuron.i_decay == DECAY_UNITY  # else the model wraps u itself
+            if memoryless and synapse.bound << STATE_SHIFT >= U_WRAP:  # else wrap = identity
                 current = wrap_current(current)
-            spikes, v = self._run_neurons(index + 1, layer.neuron, current)
+            spikes, v = self._run_neurons(index + 1, current)
             recorded.append(spikes if record and layer.neuron.spiking else None)
         return SpikeRecord(
             spikes=recorded,
@@ -135,12 +151,14 @@ class Emulator:
             raise DeployError(f"drive outside the 13-bit bias range [{-BIAS_MAX - 1}, {BIAS_MAX}]")
         return HostDrive(drive=tensor, frames=host.frames)
 
-    def _run_neurons(self, index: int, neuron: Neuron, current: torch.Tensor):
-        """Step layer ``index`` through T steps of ``current`` (T, B, ...); returns (spikes,
-        final v). The readout runs through the same rule: its threshold and reset apply as
-        in Lava."""
-        model = self.models[index]
-        state = model.fixed_state(current[0])
+    def _run_neurons(self, index: int, current: torch.Tensor):
+        """Step layer ``index`` through T steps of ``current`` (T, B, ...) and its bias;
+        returns (spikes, final v). The readout runs through the same rule: its threshold and
+        reset apply as in Lava."""
+        model, layer = self.models[index], self.net.layers[index]
+        neuron = layer.neuron
+        bias = self.biases[index]
+        state = model.fixed_state(current[0], bias)
         spikes = torch.empty(current.shape, dtype=torch.bool, device=current.device)
         for t in range(current.shape[0]):
             spikes[t] = model.fixed_step(state, current[t], neuron)

@@ -82,12 +82,6 @@ def wrap24(x: torch.Tensor) -> torch.Tensor:
     return torch.remainder(x + U_WRAP, 2 * U_WRAP) - U_WRAP
 
 
-def wrap_current(u: torch.Tensor) -> torch.Tensor:
-    """Lava's single wrap of the current: u − 2²⁴ above 2²³, u + 2²⁴ at or below −2²³."""
-    u = torch.where(u > U_WRAP, u - 2 * U_WRAP, u)
-    return torch.where(u <= -U_WRAP, u + 2 * U_WRAP, u)
-
-
 def _float_dtype(l1_bound: int) -> torch.dtype:
     return torch.float32 if l1_bound < FLOAT32_EXACT else torch.float64
 

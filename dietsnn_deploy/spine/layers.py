@@ -6,7 +6,7 @@ weight units."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -14,7 +14,9 @@ import numpy as np
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine import geometry
 from dietsnn_deploy.spine.loihi import (
+    BIAS_MAX,
     DECAY_UNITY,
+    STATE_SHIFT,
     THRESHOLD_MAX,
     check_weight_mantissas,
 )
@@ -27,6 +29,15 @@ SIMULATED_THRESHOLD_MAX = 2**25 - 1
 
 #: Longest refractory period a layer may ask for (steps; a single-spike layer's is T).
 REFRACTORY_MAX = 2**16
+
+
+#: Field metadata of a field added after files with digests were written: the digest skips it
+#: while it holds its default, so those files keep their digests.
+DIGEST_SKIPS_DEFAULT = {"digest": "skips default"}
+
+
+def _optional(default):
+    return field(default=default, metadata=DIGEST_SKIPS_DEFAULT)
 
 
 def is_integer(value) -> bool:
@@ -42,7 +53,8 @@ class Neuron:
     integrator, whose threshold is set out of reach and whose potential gives the logits;
     ``model`` names the neuron model (:mod:`dietsnn_deploy.spine.neurons`) that steps it;
     ``refractory`` is its refractory period in steps after a spike (0: none; the netx field
-    refDelay).
+    refDelay); ``i_decay`` is the 12-bit current decay (4096: the current has no memory, as
+    our exporter writes; below it the synaptic current u carries over between steps).
     """
 
     v_decay: int
@@ -50,12 +62,15 @@ class Neuron:
     spiking: bool = True
     model: str = "lif"
     refractory: int = 0
+    i_decay: int = _optional(DECAY_UNITY)
 
     def check(self, where: str, netx_exact: bool = True) -> None:
         """Integers in the 12-bit decay and (``netx_exact``) 17-bit threshold ranges; a
         simulator runs any non-negative threshold (netx itself writes 2^17 as a default)."""
-        if not is_integer(self.v_decay) or not 0 <= self.v_decay <= DECAY_UNITY:
-            raise DeployError(f"{where}: v_decay {self.v_decay} outside [0, {DECAY_UNITY}]")
+        for name in ("v_decay", "i_decay"):
+            value = getattr(self, name)
+            if not is_integer(value) or not 0 <= value <= DECAY_UNITY:
+                raise DeployError(f"{where}: {name} {value} outside [0, {DECAY_UNITY}]")
         high = THRESHOLD_MAX if netx_exact else SIMULATED_THRESHOLD_MAX
         if not is_integer(self.threshold) or not 0 <= self.threshold <= high:
             raise DeployError(f"{where}: threshold {self.threshold} outside [0, {high}]")
@@ -87,6 +102,8 @@ class ConvLayer:
     ``pool`` is the side k of an average pool folded into this layer (1 = none): ``weight``
     is then ``fold_pool(W, k)`` of the original kernel W, stride and padding are k × the
     original ones, and the threshold was multiplied by k².
+    ``bias`` is one bias_mant per output channel (Cout,), added as ``bias << 6`` to v every
+    step, or None (what our exporter writes).
     """
 
     weight: np.ndarray
@@ -96,6 +113,7 @@ class ConvLayer:
     shape: Shape3
     neuron: Neuron
     pool: int = 1
+    bias: np.ndarray | None = _optional(None)
     kind: Literal["conv"] = "conv"
 
     @property
@@ -118,6 +136,10 @@ class ConvLayer:
         """Eq. 16 of the layer as the ANN had it: the unfolded kernel on the pooled map."""
         kh, kw = self.kernel
         return geometry.conv_macs((kh // self.pool, kw // self.pool), self.in_shape[0], self.shape)
+
+    def bias_current(self) -> np.ndarray | None:
+        """``bias << 6`` as it enters v each step, shaped to broadcast over (…, C, H, W)."""
+        return _bias_current(self.bias, (1, 1))
 
     def input_bound(self) -> int:
         """Worst-case per-step |a_in| (spikes 0/1, borders exact)."""
@@ -150,6 +172,7 @@ class ConvLayer:
         if out != tuple(self.shape) or min(out) < 1:
             raise DeployError(f"{where}: shape {tuple(self.shape)} is not the conv output {out}")
         _check_weights(weight, where, dense=False, netx_exact=netx_exact)
+        _check_bias(self.bias, self.shape[0], where)
         folded = geometry.unfold_conv(weight, self.stride, self.padding, self.pool, self.in_shape)
         if self.pool > 1 and folded is None:
             raise DeployError(
@@ -180,11 +203,13 @@ class DenseLayer:
 
     ``pool`` as in :class:`ConvLayer`: a k×k pool folded before the flatten repeats each
     weight over its window of the unpooled map, so ``in`` is k² × the ANN's input width.
+    ``bias`` is one bias_mant per neuron (out,), as in :class:`ConvLayer`, or None.
     """
 
     weight: np.ndarray
     neuron: Neuron
     pool: int = 1
+    bias: np.ndarray | None = _optional(None)
     kind: Literal["dense"] = "dense"
 
     @property
@@ -218,6 +243,11 @@ class DenseLayer:
         if self.in_features % self.pool**2:
             raise DeployError(f"{where}: {self.in_features} inputs do not fold a {self.pool}² pool")
         _check_weights(weight, where, dense=True, netx_exact=netx_exact)
+        _check_bias(self.bias, self.shape[0], where)
+
+    def bias_current(self) -> np.ndarray | None:
+        """``bias << 6`` as it enters v each step, shaped to broadcast over (…, out)."""
+        return _bias_current(self.bias, ())
 
 
 Layer = InputLayer | ConvLayer | FlattenLayer | DenseLayer
@@ -243,6 +273,27 @@ def _check_dense_pool(where: str, layer: DenseLayer, before: Layer) -> None:
         unfolded = geometry.unfold_pool(layer.weight.reshape(-1, channels, height, width), k)
     if unfolded is None:
         raise DeployError(f"{where}: weights are not a folded {k}×{k} pool (pool {k} does not fit)")
+
+
+def _bias_current(bias: np.ndarray | None, spatial: tuple[int, ...]) -> np.ndarray | None:
+    """``bias << 6`` (int64) per channel, with ``spatial`` trailing unit axes; None for None."""
+    if bias is None:
+        return None
+    return (np.asarray(bias, np.int64) << STATE_SHIFT).reshape(-1, *spatial)
+
+
+def _check_bias(bias, channels: int, where: str) -> None:
+    """None, or one integer bias_mant per output channel within the 13-bit range."""
+    if bias is None:
+        return
+    bias = np.asarray(bias)
+    if not np.issubdtype(bias.dtype, np.integer) or bias.shape != (channels,):
+        raise DeployError(
+            f"{where}: bias must be {channels} integers (one per output channel), got "
+            f"{bias.dtype} {bias.shape}"
+        )
+    if bias.size and (bias.max() > BIAS_MAX or bias.min() < -BIAS_MAX - 1):
+        raise DeployError(f"{where}: bias outside the 13-bit range [{-BIAS_MAX - 1}, {BIAS_MAX}]")
 
 
 def _check_pool(where: str, pool) -> None:

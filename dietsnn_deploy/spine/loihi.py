@@ -12,6 +12,11 @@ Codec (each written once; every function takes NumPy arrays or torch tensors ali
     decay       vDecay = round(4096·(1 − λ))                         12-bit; λ = 1 − vDecay/4096
     drive       bias_mant = clip(round(c·s₀), ±4095)                 13-bit signed (host input)
 
+State arithmetic (Lava's ``PyLifModelBitAcc``, int64 tensors)::
+
+    decay(x, d) = trunc0(x·(4096 − d)/4096)          the 12-bit decay of u (iDecay) and v (vDecay)
+    wrap(u)     = u − 2²⁴ if u > 2²³, u + 2²⁴ if u ≤ −2²³          the 24-bit current register
+
 The straight-through faces (``fake_*``) return the value the chip will use in the forward pass
 and pass the identity's gradient backward (hardware-aware training).
 """
@@ -35,6 +40,19 @@ U_WRAP = 2**23  # the current u wraps at ±2²³ (24-bit register)
 A_IN_MIN, A_IN_MAX = -(2**15), 2**15 - 1  # the neuron's a_in port is int16 on hardware
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
+
+
+def decay(state: torch.Tensor, d: int) -> torch.Tensor:
+    """trunc0(state·(4096 − d)/4096): a 12-bit decay d of an int64 state, rounded toward 0."""
+    if d == 0:
+        return state
+    return (state * (DECAY_UNITY - d)).div_(DECAY_UNITY, rounding_mode="trunc")
+
+
+def wrap_current(u: torch.Tensor) -> torch.Tensor:
+    """Lava's single wrap of the current: u − 2²⁴ above 2²³, u + 2²⁴ at or below −2²³."""
+    u = torch.where(u > U_WRAP, u - 2 * U_WRAP, u)
+    return torch.where(u <= -U_WRAP, u + 2 * U_WRAP, u)
 
 
 def weight_mantissa(weight: Array, scale: float) -> Array:

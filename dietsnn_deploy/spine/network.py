@@ -28,6 +28,7 @@ from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine import geometry
 from dietsnn_deploy.spine.encodings import get_encoding
 from dietsnn_deploy.spine.layers import (
+    DIGEST_SKIPS_DEFAULT,
     REFRACTORY_MAX,
     SIMULATED_THRESHOLD_MAX,
     ConvLayer,
@@ -216,6 +217,10 @@ class DeployedNetwork:
             )
 
 
+def _is_default(value, default) -> bool:
+    return value is None if default is None else (value is not None and value == default)
+
+
 def _feed(hasher, value) -> None:
     """Canonical bytes of ``value`` (dataclasses, sequences, arrays, numbers, strings)."""
     if isinstance(value, np.ndarray):
@@ -225,8 +230,11 @@ def _feed(hasher, value) -> None:
     elif is_dataclass(value):
         hasher.update(type(value).__name__.encode())
         for item in fields(value):
+            held = getattr(value, item.name)
+            if dict(item.metadata) == DIGEST_SKIPS_DEFAULT and _is_default(held, item.default):
+                continue  # a field added later, at its default: digests written before hold
             hasher.update(item.name.encode())
-            _feed(hasher, getattr(value, item.name))
+            _feed(hasher, held)
     elif isinstance(value, list | tuple):
         hasher.update(f"seq{len(value)}".encode())
         for item in value:

@@ -12,6 +12,7 @@ import os
 from contextlib import contextmanager
 
 import h5py
+import numpy as np
 
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import (
@@ -46,10 +47,12 @@ def _read_neuron(layer: Fields, spiking: bool):
 
 
 def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int, last: bool):
-    for unsupported in ("bias", "delay", "weight_rec"):
+    for unsupported in ("delay", "weight_rec"):
         if kind != "flatten" and fields.has(unsupported):
             raise fields.fail(f"'{unsupported}' is not supported")
     if kind == "input":
+        if fields.has("bias"):
+            raise fields.fail("an input layer's bias is not supported (netx never applies it)")
         return InputLayer(shape=fields.shape(3), neuron=_read_neuron(fields, spiking=True))
     if kind == "flatten":
         if len(previous) != 3:
@@ -72,13 +75,23 @@ def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int,
             shape=fields.shape(3),
             neuron=neuron,
             pool=pool,
+            bias=_read_bias(fields, weight.shape[0]),
         )
     if weight.ndim != 2:
         raise fields.fail(f"weight must be 2-d (out, in), got shape {weight.shape}")
     (size,) = fields.shape(1)
     if weight.shape[0] != size:
         raise fields.fail(f"weight has {weight.shape[0]} rows, shape says {size} neurons")
-    return DenseLayer(weight=weight, neuron=neuron, pool=pool)
+    return DenseLayer(weight=weight, neuron=neuron, pool=pool, bias=_read_bias(fields, size))
+
+
+def _read_bias(fields: Fields, channels: int):
+    """The layer's bias_mant per output channel (one value applies to all), or None. A conv
+    bias per neuron is refused: netx would take it in Lava's (W, H, C) order."""
+    if not fields.has("bias"):
+        return None
+    bias = fields.ints("bias", sizes=(1, channels)).reshape(-1)
+    return np.full(channels, int(bias[0]), np.int64) if bias.size == 1 else bias
 
 
 def _layer_count(f: h5py.File) -> int:

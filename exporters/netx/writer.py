@@ -40,6 +40,8 @@ def _write_layer(group: h5py.Group, layer: Layer) -> None:
         group.create_dataset("groups", data=1)
     elif isinstance(layer, DenseLayer):
         group.create_dataset("weight", data=layer.weight.astype(np.int16))  # 8-bit values
+    if getattr(layer, "bias", None) is not None:
+        group.create_dataset("bias", data=np.asarray(layer.bias, dtype=np.int64))
     _write_neuron(group, layer)
 
 

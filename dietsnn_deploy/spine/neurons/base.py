@@ -59,9 +59,13 @@ class NeuronModel:
         raise NotImplementedError
 
     # -- fixed point (emulator) ------------------------------------------------------------
-    def fixed_state(self, like: torch.Tensor) -> FixedState:
-        """The neurons' state at the start of an image: ``v`` = 0 (int64, shape of ``like``)."""
-        return {"v": torch.zeros_like(like, dtype=torch.int64)}
+    def fixed_state(self, like: torch.Tensor, bias: torch.Tensor | None = None) -> FixedState:
+        """The neurons' state at the start of an image: ``v`` = 0 (int64, shape of ``like``),
+        and the layer's constant ``bias`` = bias_mant << 6 (broadcastable to ``like``) if any."""
+        state = {"v": torch.zeros_like(like, dtype=torch.int64)}
+        if bias is not None:
+            state["bias"] = bias
+        return state
 
     def subthreshold(self, state: FixedState, current: torch.Tensor, neuron: Neuron) -> None:
         raise NotImplementedError

@@ -12,13 +12,16 @@ The spike's derivative is the surrogate γ·max(0, 1 − |z|), γ = 0.3 (eq. 12)
 the spike as a constant (the official code; eq. 14: ∂u/∂θ = −s), and gradients reach θ and λ
 through z and the recurrence, so one backward pass trains all three.
 
-Fixed point (Lava ``PyLifModelBitAcc``, ``iDecay`` = 4096 so the current has no memory),
-``v`` in 2⁻⁶ weight units, ``c[t]`` = what enters v (``a_in << 6``)::
+Fixed point (Lava ``PyLifModelBitAcc``), ``u`` and ``v`` in 2⁻⁶ weight units, ``c[t]`` =
+``a_in[t] << 6``, ``b`` = ``bias << 6`` (0 without a bias), ``decay``/``wrap`` of
+:mod:`..loihi`::
 
-    v[t] = trunc0(v[t-1]·(4096 − vDecay)/4096) + c[t],  clipped to ±(2²³ − 1)
-    s[t] = v[t] > vThMant << 6;   v[t] ← 0 where s[t]         (hard reset)
+    u[t] = wrap(decay(u[t-1], iDecay) + c[t])       iDecay = 4096 (our exporter's): u[t] = wrap(c[t])
+    v[t] = decay(v[t-1], vDecay) + u[t] + b,  clipped to ±(2²³ − 1)
+    s[t] = v[t] > vThMant << 6;   v[t] ← 0 where s[t]         (hard reset; u is not reset)
 
-netx: a CUBA neuron group with iDecay 4096, vDecay, vThMant, refDelay 1, gradedSpike False.
+netx: a CUBA (or LOIHI, the same to netx) neuron group with iDecay, vDecay, vThMant, refDelay
+1, gradedSpike False; our exporter writes iDecay 4096.
 Hardware-aware rounding: λ → 1 − round(4096·(1 − λ))/4096, θ → round(θ·u)/u (straight-through).
 """
 
@@ -32,8 +35,10 @@ from dietsnn_deploy.spine.loihi import (
     DECAY_UNITY,
     STATE_SHIFT,
     V_LIMIT,
+    decay,
     fake_leak,
     fake_threshold,
+    wrap_current,
 )
 from dietsnn_deploy.spine.network import Neuron
 from dietsnn_deploy.spine.neurons.base import FixedState, NeuronModel, Reset
@@ -41,6 +46,9 @@ from dietsnn_deploy.spine.neurons.lif_fused import fused_lif_scan
 from dietsnn_deploy.spine.neurons.surrogate import SURROGATE_GAMMA, SURROGATES, Surrogate, spike_fn
 
 TRIANGLE = SURROGATES["triangle"]
+
+#: netx neuron types that build Lava's LIF (netx treats the two alike)
+NETX_TYPES = ("CUBA", "LOIHI")
 
 __all__ = ["LIF", "SURROGATE_GAMMA", "lif_scan", "lif_step", "spike_fn"]
 
@@ -112,12 +120,15 @@ class LIF(NeuronModel):
 
     # -- fixed point -----------------------------------------------------------------------
     def subthreshold(self, state: FixedState, current: torch.Tensor, neuron: Neuron) -> None:
-        v = state["v"]
-        if neuron.v_decay:
-            v = (v * (DECAY_UNITY - neuron.v_decay)).div_(DECAY_UNITY, rounding_mode="trunc")
-            v.add_(current)
-        else:
-            v = v + current
+        """u and v of the module doc. With iDecay = 4096, ``current`` arrives already wrapped
+        (the emulator wraps all steps at once); otherwise u is state and wrapped here."""
+        if neuron.i_decay != DECAY_UNITY:
+            u = state.get("u")
+            current = wrap_current(current if u is None else decay(u, neuron.i_decay) + current)
+            state["u"] = current
+        v = decay(state["v"], neuron.v_decay) + current
+        if "bias" in state:
+            v = v + state["bias"]
         state["v"] = v.clamp_(-V_LIMIT, V_LIMIT)
 
     def activation(self, state: FixedState, neuron: Neuron) -> torch.Tensor:
@@ -130,7 +141,7 @@ class LIF(NeuronModel):
     def netx_fields(self, neuron: Neuron) -> dict[str, object]:
         return {
             "type": "CUBA",
-            "iDecay": DECAY_UNITY,
+            "iDecay": int(neuron.i_decay),
             "vDecay": int(neuron.v_decay),
             "vThMant": int(neuron.threshold),
             "refDelay": 1,
@@ -144,14 +155,17 @@ class LIF(NeuronModel):
     @classmethod
     def from_netx(cls, fields, spiking: bool) -> Neuron:
         kind = fields.string("type")
-        if kind != "CUBA":
-            raise fields.fail(f"neuron type '{kind}' is not supported (only CUBA)")
+        if kind not in NETX_TYPES:
+            raise fields.fail(f"neuron type '{kind}' is not supported (only CUBA and LOIHI)")
         if fields.has("messageBits"):
             raise fields.fail("neuron/messageBits is not supported (netx fails to load it)")
-        if fields.scalar("iDecay") != DECAY_UNITY:
-            raise fields.fail(f"neuron iDecay must be {DECAY_UNITY} (no current memory)")
+        if fields.has("gradedSpike") and fields.scalar("gradedSpike"):
+            raise fields.fail("graded spikes are not supported (netx builds binary-spike LIF)")
         return Neuron(
-            v_decay=fields.scalar("vDecay"), threshold=fields.scalar("vThMant"), spiking=spiking
+            v_decay=fields.scalar("vDecay"),
+            threshold=fields.scalar("vThMant"),
+            spiking=spiking,
+            i_decay=fields.scalar("iDecay"),
         )
 
     # -- hardware-aware rounding -----------------------------------------------------------

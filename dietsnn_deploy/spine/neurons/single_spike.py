@@ -12,7 +12,7 @@ Fixed point (our Lava refractory model, ``hw_sim/lava/processes.py``), P = the r
 period in steps (P ≥ T: silent until the image ends), step t counted from 1::
 
     active = end < t
-    v[t] = active ? clip(trunc0(v·(4096 − vDecay)/4096) + c[t]) : v[t−1]     held
+    v[t] = active ? the LIF's v[t] (current, bias) : v[t−1]     held; u integrates always
     s[t] = active ∧ v[t] > vThMant << 6;   v ← 0, end ← t + P where s[t]
 
 netx: a CUBA group whose ``refDelay`` is P > 1 (the LIF writes 1); Lava's netx ignores the
@@ -21,6 +21,7 @@ field, so only a runner that honours it (ours) may run such a file.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import ClassVar
 
 import torch
@@ -67,8 +68,8 @@ class SingleSpike(LIF):
         return timesteps
 
     # -- fixed point: the LIF's subthreshold step, held while refractory ---------------------
-    def fixed_state(self, like: torch.Tensor) -> FixedState:
-        state = super().fixed_state(like)
+    def fixed_state(self, like: torch.Tensor, bias: torch.Tensor | None = None) -> FixedState:
+        state = super().fixed_state(like, bias)
         state["end"] = torch.zeros_like(state["v"])  # last refractory step (0: never fired)
         state["t"] = torch.zeros((), dtype=torch.int64)
         return state
@@ -98,10 +99,4 @@ class SingleSpike(LIF):
     @classmethod
     def from_netx(cls, fields, spiking: bool) -> Neuron:
         neuron = super().from_netx(fields, spiking)
-        return Neuron(
-            neuron.v_decay,
-            neuron.threshold,
-            spiking,
-            model=cls.name,
-            refractory=fields.scalar("refDelay"),
-        )
+        return replace(neuron, model=cls.name, refractory=fields.scalar("refDelay"))
