@@ -136,7 +136,7 @@ def _with_layer(net, index, **changes):
 @pytest.mark.parametrize(
     ("index", "weight", "message"),
     [
-        (4, lambda w: w + 1, r"layer 4 \(dense\): mixed-sign weights must be even"),
+        (4, lambda w: np.where(w > 0, 201, w - 1), r"layer 4 \(dense\): odd mixed-sign weights"),
         (1, lambda w: np.where(w > 0, 256, w), r"layer 1 \(conv\): weights span .*outside"),
         (4, lambda w: w.astype(np.float64), r"layer 4 \(dense\): weights must be integers"),
         (4, np.zeros_like, r"layer 4 \(dense\): no positive weight"),

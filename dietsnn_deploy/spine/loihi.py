@@ -38,6 +38,7 @@ BIAS_MAX = 4095  # bias_mant, 13-bit signed on hardware (−4096 … 4095)
 V_LIMIT = 2**23 - 1  # v is clipped to ±V_LIMIT (24-bit state)
 U_WRAP = 2**23  # the current u wraps at ±2²³ (24-bit register)
 A_IN_MIN, A_IN_MAX = -(2**15), 2**15 - 1  # the neuron's a_in port is int16 on hardware
+ODD_MIXED_MIN, ODD_MIXED_MAX = -128, 127  # odd mixed-sign weights: stored ×2, exponent −1
 
 Array = TypeVar("Array", np.ndarray, torch.Tensor)
 
@@ -121,9 +122,11 @@ def check_leak(leak: float, where: str) -> float:
 
 def check_weight_mantissas(weight: np.ndarray, where: str, *, dense: bool) -> None:
     """Refuse weights the chip cannot hold or that netx/Lava would load altered: integers in
-    [−256, 254]; even where a matrix mixes signs (Loihi's mixed-sign mantissa has no LSB);
-    and, for a dense matrix, at least one positive weight (netx's ``optimize_weight_bits``
-    crashes on an all-zero matrix and Lava's inhibitory mode mis-scales many non-positive ones).
+    [−256, 254]; where a matrix mixes signs, even values (Loihi's mixed-sign 8-bit mantissa
+    has no LSB) unless every value lies in [−128, 127] (netx then stores them doubled with
+    weight exponent −1, and Lava's dense synapse shifts the sum back: exact); and, for a
+    dense matrix, at least one positive weight (netx's ``optimize_weight_bits`` crashes on an
+    all-zero matrix and Lava's inhibitory mode mis-scales many non-positive ones).
     """
     if not np.issubdtype(weight.dtype, np.integer):
         raise DeployError(f"{where}: weights must be integers, got dtype {weight.dtype}")
@@ -135,8 +138,11 @@ def check_weight_mantissas(weight: np.ndarray, where: str, *, dense: bool) -> No
             f"{where}: weights span [{low}, {high}], outside the 8-bit range "
             f"[{WEIGHT_MIN}, {WEIGHT_MAX}]"
         )
-    if low < 0 < high and np.any(weight % 2):
-        raise DeployError(f"{where}: mixed-sign weights must be even (8-bit mixed mantissa)")
+    if low < 0 < high and np.any(weight % 2) and (low < ODD_MIXED_MIN or high > ODD_MIXED_MAX):
+        raise DeployError(
+            f"{where}: odd mixed-sign weights must lie in [{ODD_MIXED_MIN}, {ODD_MIXED_MAX}] "
+            f"(got [{low}, {high}]); beyond it only even values fit the 8-bit mixed mantissa"
+        )
     if dense and high <= 0:
         raise DeployError(
             f"{where}: no positive weight; netx's optimize_weight_bits crashes on all-zero "
