@@ -151,11 +151,16 @@ def test_exception_mid_run_stops_the_runtime(monkeypatch):
 
 def test_ctrl_c_mid_run_interrupts_and_stops_the_runtime(monkeypatch):
     monkeypatch.setattr("hw_sim.lava.runner.tqdm", _CtrlCBar)
-    net = random_network("conv", seed=1, timesteps=3)
-    handler = signal.getsignal(signal.SIGINT)
-    with pytest.raises(KeyboardInterrupt):
-        run_lava(net, random_images(12, net.encoder.in_shape, seed=2))
-    assert signal.getsignal(signal.SIGINT) is handler
+    # Python's own Ctrl-C handler, even when pytest was started with SIGINT ignored (a
+    # background job of a non-interactive shell is); what was there is restored after.
+    inherited = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        net = random_network("conv", seed=1, timesteps=3)
+        with pytest.raises(KeyboardInterrupt):
+            run_lava(net, random_images(12, net.encoder.in_shape, seed=2))
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, inherited)
 
 
 def test_bad_images_are_refused_before_lava_starts():

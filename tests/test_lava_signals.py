@@ -52,12 +52,24 @@ def network(tmp_path_factory):
     return path
 
 
+def _default_signals() -> None:
+    """The command starts with the default SIGINT and SIGHUP actions, as from a terminal, even
+    when the tests run under nohup or as a background job (which start with both ignored)."""
+    for signum in (signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _start(network: Path) -> tuple[subprocess.Popen, str]:
     marker = uuid.uuid4().hex
     env = {**os.environ, "DIETSNN_SIGNAL_TEST": marker}
     command = [str(SCRIPT), "simulate", str(network), "--backend", "lava", "-n", "300", "--json"]
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_default_signals,
     )
     deadline = time.monotonic() + 120
     while len(_marked(marker)) < 4:  # the command and Lava's runtime processes
