@@ -249,3 +249,22 @@ def converted_digits(timesteps: int = 5, calibration: int = 256):
     convert(model, calibration_images(info, None, calibration), timesteps=timesteps,
             progress=False)  # fmt: skip
     return model, info
+
+
+def assert_records_agree(lava, emulated, net, rates=(0.01, 1.0)) -> list[torch.Tensor]:
+    """Lava's and the emulator's :class:`SpikeRecord` hold the same spikes in every layer and
+    the same readout, and every recorded layer fires on a fraction of its neuron-steps within
+    ``rates`` (so agreement cannot come from silence). Returns the recorded spike tensors."""
+    assert len(lava.spikes) == len(emulated.spikes) == len(net.layers)
+    recorded = []
+    for index, (theirs, ours) in enumerate(zip(lava.spikes, emulated.spikes, strict=True)):
+        if theirs is None or ours is None:
+            assert theirs is None and ours is None, f"layer {index}"
+            continue
+        name = f"layer {index} ({net.layers[index].kind})"
+        assert torch.equal(theirs, ours), f"{name}: spikes differ"
+        rate = ours.float().mean()
+        assert rates[0] <= rate <= rates[1], f"{name}: rate {rate:.3f} outside {rates}"
+        recorded.append(ours)
+    assert torch.equal(lava.readout, emulated.readout)
+    return recorded

@@ -10,7 +10,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
-from fixtures_nets import assert_same_network, child_processes, random_images, random_network
+from fixtures_nets import (
+    assert_records_agree,
+    assert_same_network,
+    child_processes,
+    random_images,
+    random_network,
+)
 
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import ConvLayer, DenseLayer, Neuron
@@ -152,13 +158,7 @@ def test_lava_and_emulator_agree_with_bias_and_current_decay(
     images = random_images(count, net.encoder.in_shape, seed=seed + 100)
     lava = run_lava(path, images, progress=False).record
     emulated = emulate(read_netx(path), encode_drive(net.encoder, images))
-    for index, (theirs, ours) in enumerate(zip(lava.spikes, emulated.spikes, strict=True)):
-        if theirs is None or ours is None:
-            assert theirs is None and ours is None, f"layer {index}"
-            continue
-        assert torch.equal(theirs, ours), f"layer {index} ({net.layers[index].kind}) spikes differ"
-        assert 0.02 <= ours.float().mean() <= 0.9, f"layer {index} rate {ours.float().mean():.2f}"
-    assert torch.equal(lava.readout, emulated.readout)
+    assert_records_agree(lava, emulated, net, rates=(0.02, 0.9))
     assert child_processes() == []
 
 
@@ -197,9 +197,5 @@ def test_lava_and_emulator_agree_on_odd_mixed_sign_weights(tmp_path, arch, seed,
     images = random_images(count, net.encoder.in_shape, seed=seed + 100)
     lava = run_lava(path, images, progress=False).record
     emulated = emulate(read_netx(path), encode_drive(net.encoder, images))
-    for index, (theirs, ours) in enumerate(zip(lava.spikes, emulated.spikes, strict=True)):
-        if theirs is not None:
-            assert torch.equal(theirs, ours), f"layer {index} spikes differ"
-            assert 0.02 <= ours.float().mean() <= 0.9, f"layer {index} rate {ours.float().mean()}"
-    assert torch.equal(lava.readout, emulated.readout)
+    assert_records_agree(lava, emulated, net, rates=(0.02, 0.9))
     assert child_processes() == []
