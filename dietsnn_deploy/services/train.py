@@ -15,7 +15,7 @@ from dietsnn_deploy.services.outputs import check_outputs
 from dietsnn_deploy.spine.settings import RunSettings, check_timesteps, resolve_device
 from dietsnn_deploy.training import pipeline
 from dietsnn_deploy.training.checkpoints import ModelInfo
-from dietsnn_deploy.training.config import TrainConfig
+from dietsnn_deploy.training.config import DEFAULT_DATASET, RECIPE_OPTIONS, TrainConfig
 from dietsnn_deploy.training.distributed import join
 from dietsnn_deploy.training.loop import evaluate
 from dietsnn_deploy.training.pipeline import stage_paths
@@ -52,8 +52,10 @@ def summary(info: ModelInfo) -> str:
 
 
 def recipe_line(cfg: TrainConfig) -> str:
-    """The recipe a new run starts from (what ``train`` prints first)."""
-    return cfg.recipe.describe(cfg.dataset or "digits")
+    """The recipe a new run starts from, with the options given explicitly (what ``train``
+    prints first)."""
+    given = {name: getattr(cfg, name) for name in RECIPE_OPTIONS if getattr(cfg, name) is not None}
+    return cfg.recipe.describe(cfg.dataset or DEFAULT_DATASET, given)
 
 
 def train_all(cfg: TrainConfig, output: Path) -> str:

@@ -35,10 +35,17 @@ class Recipe:
     #: a rate code spreads over T, so θ sits lower (measured: benchmarks/RESULTS.md)
     single_spike_threshold_scale: float = 0.6
 
-    def describe(self, dataset: str) -> str:
-        """One line naming the recipe and its values."""
+    def describe(self, dataset: str, given: dict[str, object] | None = None) -> str:
+        """One line naming the recipe and its values; an option ``given`` explicitly shows the
+        value the run uses with the recipe's beside it (``snn-epochs 2 (recipe 5)``)."""
+        given = given or {}
         values = {k: v for k, v in asdict(self).items() if k != "source"}
-        listed = ", ".join(f"{key.replace('_', '-')} {value}" for key, value in values.items())
+        listed = ", ".join(
+            f"{key.replace('_', '-')} {given[key]} (recipe {value})"
+            if key in given and given[key] != value
+            else f"{key.replace('_', '-')} {value}"
+            for key, value in values.items()
+        )
         return f"recipe for {dataset} ({self.source}; explicit options override): {listed}"
 
 
