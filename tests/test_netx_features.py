@@ -140,28 +140,6 @@ def test_emulator_uses_bias_and_current_decay():
         assert not torch.equal(plain.spikes[index], featured.spikes[index]), f"layer {index}"
 
 
-# Lava builds bias (bias_mant, bias_exp 6) and iDecay (du = iDecay − 1) from the file itself:
-# the emulator must agree with it spike for spike on networks that use both.
-FEATURE_CASES = [("conv", 51, 4, 3), ("dense", 52, 5, 3), ("pooled", 53, 4, 2)]
-
-
-@pytest.mark.lava
-@pytest.mark.parametrize(("arch", "seed", "timesteps", "count"), FEATURE_CASES)
-def test_lava_and_emulator_agree_with_bias_and_current_decay(
-    tmp_path, arch, seed, timesteps, count
-):
-    from hw_sim.lava.runner import run_lava
-
-    net = _with_features(random_network(arch, seed, timesteps=timesteps), seed)
-    path = tmp_path / f"{arch}.net"
-    write_netx(net, path)
-    images = random_images(count, net.encoder.in_shape, seed=seed + 100)
-    lava = run_lava(path, images, progress=False).record
-    emulated = emulate(read_netx(path), encode_drive(net.encoder, images))
-    assert_records_agree(lava, emulated, net, rates=(0.02, 0.9))
-    assert child_processes() == []
-
-
 def _odd_weights(net):
     """``net`` with every synaptic weight moved up by one: odd, mixed-sign, within ±127."""
     layers = [
@@ -181,17 +159,28 @@ def test_odd_mixed_sign_weights_within_127_are_accepted(tmp_path):
     assert_same_network(read_netx(path), net)
 
 
-ODD_CASES = [("conv", 61, 4, 3), ("pooled", 62, 3, 2)]
+# Lava builds bias (bias_mant, bias_exp 6) and iDecay (du = iDecay − 1) from the file itself;
+# netx doubles odd mixed-sign dense weights (weight exponent −1) and Lava shifts the sum back,
+# while conv weights run as stored. The emulator must agree with it spike for spike.
+LAVA_CASES = [
+    ("bias and current decay", "conv", 51, 4, 3),
+    ("bias and current decay", "dense", 52, 5, 3),
+    ("bias and current decay", "pooled", 53, 4, 2),
+    ("odd weights", "conv", 61, 4, 3),
+    ("odd weights", "pooled", 62, 3, 2),
+]
+FEATURES = {
+    "bias and current decay": lambda net, seed: _with_features(net, seed),
+    "odd weights": lambda net, seed: _odd_weights(net),
+}
 
 
 @pytest.mark.lava
-@pytest.mark.parametrize(("arch", "seed", "timesteps", "count"), ODD_CASES)
-def test_lava_and_emulator_agree_on_odd_mixed_sign_weights(tmp_path, arch, seed, timesteps, count):
-    """netx doubles odd mixed-sign dense weights (weight exponent −1) and Lava shifts the sum
-    back; conv weights run as stored: both exact, so the emulator's plain sums agree."""
+@pytest.mark.parametrize(("feature", "arch", "seed", "timesteps", "count"), LAVA_CASES)
+def test_lava_and_emulator_agree_on_netx_features(tmp_path, feature, arch, seed, timesteps, count):
     from hw_sim.lava.runner import run_lava
 
-    net = _odd_weights(random_network(arch, seed, timesteps=timesteps))
+    net = FEATURES[feature](random_network(arch, seed, timesteps=timesteps), seed)
     path = tmp_path / f"{arch}.net"
     write_netx(net, path)
     images = random_images(count, net.encoder.in_shape, seed=seed + 100)
