@@ -7,6 +7,7 @@ place; ``history`` lists one dict per epoch so checkpoints can carry the whole r
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 
 import torch
 from tqdm import tqdm
@@ -33,12 +34,9 @@ def train_ann(
 ) -> list[dict]:
     """Stage 1: ReLU ANN with Adam (amsgrad), weight decay and a cosine schedule."""
     model.spiking = False
-    neuron_params = [*model.threshold.values(), *model.leak.values()]
-    for p in neuron_params:  # an ANN has no neurons to train (and DDP wants no idle ones)
-        p.requires_grad_(False)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = _adam(params, lr=lr, weight_decay=weight_decay)
-    try:
+    with _neurons_trainable(model, threshold=False, leak=False):  # an ANN has no neurons
+        params = [p for p in model.parameters() if p.requires_grad]  # (DDP wants none idle)
+        optimizer = _adam(params, lr=lr, weight_decay=weight_decay)
         return fit(
             model,
             train_loader,
@@ -51,8 +49,19 @@ def train_ann(
             start_epoch=start_epoch,
             on_epoch=on_epoch,
         )
+
+
+@contextmanager
+def _neurons_trainable(model: DietNet, *, threshold: bool, leak: bool):
+    """Thresholds and leaks trainable as a stage asks, and all trainable again after it."""
+    for p in model.threshold.values():
+        p.requires_grad_(threshold)
+    for p in model.leak.values():
+        p.requires_grad_(leak)
+    try:
+        yield
     finally:
-        for p in neuron_params:
+        for p in (*model.threshold.values(), *model.leak.values()):
             p.requires_grad_(True)
 
 
@@ -147,11 +156,6 @@ def train_snn(
     in a short run as they would in the paper's hundreds of epochs.
     """
     model.spiking = True
-    for p in model.threshold.values():
-        p.requires_grad_(train_threshold)
-    for p in model.leak.values():
-        p.requires_grad_(train_leak)
-    optimizer = make_snn_optimizer(model, lr, neuron_lr)
     stage = stage or ("diet" if (train_threshold or train_leak) else "snn-weights")
 
     def step_done() -> None:
@@ -159,7 +163,8 @@ def train_snn(
         if after_step is not None:
             after_step()
 
-    try:
+    with _neurons_trainable(model, threshold=train_threshold, leak=train_leak):
+        optimizer = make_snn_optimizer(model, lr, neuron_lr)
         return fit(
             model,
             train_loader,
@@ -174,6 +179,3 @@ def train_snn(
             after_step=step_done,
             objective=objective,
         )
-    finally:
-        for p in (*model.threshold.values(), *model.leak.values()):
-            p.requires_grad_(True)
