@@ -17,8 +17,8 @@ import torch
 from bench_device import add_device_option, parse_device
 from results_log import append_results
 
+from dietsnn_deploy.services.inputs import load_test_images
 from dietsnn_deploy.services.networks import LoadOptions, deploy_model, load_spiking
-from dietsnn_deploy.services.simulate import test_images
 from dietsnn_deploy.spine.loihi import A_IN_MAX
 from hw_sim.counting_plan import counting_plan
 from hw_sim.emulator import classify
@@ -32,7 +32,7 @@ def study(path: str, limit: int | None, data_dir: str | None, device: torch.devi
     rows = []
     for fit in FITS:
         net = deploy_model(model, info, LoadOptions(data_dir=data_dir, fit_a_in=fit))
-        images, labels, _ = test_images(net, None, data_dir, limit)
+        images, labels, _ = load_test_images(net, None, data_dir, limit)
         names = {g.index: g.name for g in counting_plan(net)}
         neurons = {g.index: g.neurons for g in counting_plan(net)}
         accuracy = {}

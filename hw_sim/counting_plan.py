@@ -5,6 +5,8 @@ off the network's own geometry (:mod:`dietsnn_deploy.spine.network`): each synap
 the folded geometry that runs on chip, and the ANN's MACs (eq. 16) on the original, unfolded
 layers. The input row also carries the host conv's cost per analog frame and the fan-out of
 an input pixel, which prices binary input frames (:mod:`dietsnn_deploy.spine.encodings`).
+A network that takes spikes from off chip has no host row: its input layer (if any) is row 0,
+else its first synaptic layer, whose source is the input spikes (:data:`INPUT_SPIKES`).
 """
 
 from __future__ import annotations
@@ -19,9 +21,19 @@ from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine import geometry
 from dietsnn_deploy.spine.encodings import get_encoding
 from dietsnn_deploy.spine.encodings.base import StepKind
-from dietsnn_deploy.spine.network import ConvLayer, DenseLayer, DeployedNetwork, FlattenLayer
+from dietsnn_deploy.spine.network import (
+    ConvLayer,
+    DenseLayer,
+    DeployedNetwork,
+    FlattenLayer,
+    HostEncoder,
+    InputLayer,
+)
 
 Kind = Literal["input", "conv", "dense", "readout", "total"]
+
+#: ``LayerGeometry.source`` of a layer fed by the spikes from off chip (SpikeRecord.input_spikes)
+INPUT_SPIKES = -1
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,7 @@ class LayerGeometry:
     kind: Kind
     index: int  # position in DeployedNetwork.layers and SpikeRecord.spikes
     shape: tuple[int, ...]
-    source: int | None  # index of the neuron layer whose spikes feed this one
+    source: int | None  # neuron layer whose spikes feed this one; None: the host; INPUT_SPIKES
     synapse: ConvGeometry | DenseGeometry | None
     ann_macs: int
     host_macs: int
@@ -81,35 +93,43 @@ def _layer_name(name: str, readout: bool, pool: int) -> str:
     return f"pool+{name}" if pool > 1 else name
 
 
+def _host_row(net: DeployedNetwork) -> LayerGeometry:
+    """The input layer of a host-encoded network: conv1, computed on the host."""
+    encoder = net.encoder
+    kinds = get_encoding(encoder.encoding).step_kinds(net.timesteps)
+    analog_steps = sum(kind == "analog" for kind in kinds)
+    return LayerGeometry(
+        name="conv1",
+        kind="input",
+        index=0,
+        shape=tuple(net.layers[0].shape),
+        source=None,
+        synapse=None,
+        ann_macs=encoder.macs,
+        host_macs=encoder.macs * analog_steps,
+        spiking=net.layers[0].neuron.spiking,
+        frames=ConvGeometry(
+            encoder.in_shape, encoder.out_shape, encoder.kernel, encoder.stride, encoder.padding
+        ),
+        step_kinds=kinds,
+    )
+
+
 def counting_plan(net: DeployedNetwork) -> list[LayerGeometry]:
     """The geometry of every neuron layer of ``net``, named conv1 (host) … readout."""
     net.validate(netx_exact=False)
-    layers, encoder = net.layers, net.encoder
-    kinds = get_encoding(encoder.encoding).step_kinds(net.timesteps)
-    analog_steps = sum(kind == "analog" for kind in kinds)
-    plan = [
-        LayerGeometry(
-            name="conv1",
-            kind="input",
-            index=0,
-            shape=tuple(layers[0].shape),
-            source=None,
-            synapse=None,
-            ann_macs=encoder.macs,
-            host_macs=encoder.macs * analog_steps,
-            spiking=layers[0].neuron.spiking,
-            frames=ConvGeometry(
-                encoder.in_shape,
-                encoder.out_shape,
-                encoder.kernel,
-                encoder.stride,
-                encoder.padding,
-            ),  # fmt: skip
-            step_kinds=kinds,
-        )
-    ]
-    convs, denses, source = 1, 0, 0
-    for index, layer in enumerate(layers[1:], start=1):
+    layers = net.layers
+    plan: list[LayerGeometry] = []
+    if isinstance(net.encoder, HostEncoder):
+        plan.append(_host_row(net))
+    elif isinstance(layers[0], InputLayer):  # spikes into its a_in: no synapse, no ANN cost
+        plan.append(
+            LayerGeometry("input", "input", 0, tuple(layers[0].shape), None, None, 0, 0,
+                          layers[0].neuron.spiking)
+        )  # fmt: skip
+    convs, denses = int(isinstance(net.encoder, HostEncoder)), 0  # the host's conv is conv1
+    source = 0 if plan else INPUT_SPIKES
+    for index, layer in enumerate(layers[len(plan) :], start=len(plan)):
         if isinstance(layer, FlattenLayer):
             continue
         readout = index == len(layers) - 1
@@ -150,8 +170,29 @@ _STEP_PRICE = {"analog": "analog (host MACs)", "binary": "binary (host ACs)",
 
 
 def network_notes(net: DeployedNetwork, plan: Sequence[LayerGeometry]) -> tuple[str, ...]:
-    """The counting conventions particular to ``net``: how each input step is priced, and which
-    layers fire at most once per image."""
+    """The counting conventions particular to ``net``: how each input step is priced, which
+    layers fire at most once per image, and how the readout is read."""
+    if isinstance(net.encoder, HostEncoder):
+        notes = [_encoding_note(net, plan)]
+    elif net.synaptic_input:
+        notes = [
+            f"input: binary spikes from off chip into {plan[0].name}'s synapses; each costs "
+            "that layer's fan-out in synaptic events (no host work)"
+        ]
+    else:
+        notes = ["input: binary spikes from off chip into the input layer's a_in (no host work)"]
+    single = [g.name for g in plan if net.layers[g.index].neuron.model == "single-spike"]
+    if single:
+        notes.append(
+            f"single-spike neurons ({', '.join(single)}) fire at most once per image (refractory "
+            "until the image ends): their spike rate is ≤ 1 by construction"
+        )
+    if net.readout == "spikes":
+        notes.append("readout: class scores are the readout layer's spike counts over T steps")
+    return tuple(notes)
+
+
+def _encoding_note(net: DeployedNetwork, plan: Sequence[LayerGeometry]) -> str:
     runs: list[tuple[StepKind, int, int]] = []  # (kind, first step, last step), 1-based
     for step, kind in enumerate(plan[0].step_kinds, start=1):
         if runs and runs[-1][0] == kind:
@@ -161,11 +202,4 @@ def network_notes(net: DeployedNetwork, plan: Sequence[LayerGeometry]) -> tuple[
     steps = ", ".join(
         f"step {a}" + (f"–{b}" if b > a else "") + f" {_STEP_PRICE[kind]}" for kind, a, b in runs
     )
-    notes = [f"input encoding {net.encoder.encoding}: {steps}"]
-    single = [g.name for g in plan if net.layers[g.index].neuron.model == "single-spike"]
-    if single:
-        notes.append(
-            f"single-spike neurons ({', '.join(single)}) fire at most once per image (refractory "
-            "until the image ends): their spike rate is ≤ 1 by construction"
-        )
-    return tuple(notes)
+    return f"input encoding {net.encoder.encoding}: {steps}"

@@ -7,6 +7,9 @@ through T with their neuron model's fixed-point step (:mod:`dietsnn_deploy.spine
     input layer:  c[t] = drive[t] << 6                    the host's drive (constant or per step)
     other layers: c[t] = wrap1(a_in[t] << 6)              a_in from the previous layer's spikes
 
+A :class:`~dietsnn_deploy.spine.network.SpikeInput` network's binary input spikes are its
+input layer's drive, or, without an input layer, the spikes its first layer's synapses take.
+
 ``wrap1`` is Lava's single 24-bit wrap of the current (x − 2²⁴ if x > 2²³, x + 2²⁴ if
 x ≤ −2²³), skipped where the synapse's L1 bound proves it the identity; a layer whose
 current decays (iDecay < 4096) gets ``a_in << 6`` unwrapped and its neuron model wraps the
@@ -43,11 +46,12 @@ from dietsnn_deploy.spine.network import (
     DenseLayer,
     DeployedNetwork,
     FlattenLayer,
+    SpikeInput,
 )
 from dietsnn_deploy.spine.neurons import get_neuron_model
-from dietsnn_deploy.spine.record import HostDrive, SpikeRecord
+from dietsnn_deploy.spine.record import HostDrive, SpikeRasters, SpikeRecord
 from dietsnn_deploy.spine.settings import check_memory
-from hw_sim.host import host_drive
+from hw_sim.host import network_drive
 from hw_sim.synapses import ConvSynapse, DenseSynapse
 
 
@@ -65,16 +69,18 @@ class Emulator:
         self.net = net
         self.saturate_a_in = saturate_a_in
         self.device = torch.device(device)
-        self.synapses: list[ConvSynapse | DenseSynapse | None] = [None]
-        for index, layer in enumerate(net.layers[1:], start=1):
-            previous = net.layers[index - 1]
+        self.synapses: list[ConvSynapse | DenseSynapse | None] = []
+        previous_shape = net.input_shape
+        for index, layer in enumerate(net.layers):
             if isinstance(layer, ConvLayer):
                 self.synapses.append(ConvSynapse(layer, self.device))
             elif isinstance(layer, DenseLayer):
-                unflat = previous.in_shape if isinstance(previous, FlattenLayer) else previous.shape
+                previous = net.layers[index - 1] if index else None
+                unflat = previous.in_shape if isinstance(previous, FlattenLayer) else previous_shape
                 self.synapses.append(DenseSynapse(layer, tuple(unflat), self.device))
             else:
                 self.synapses.append(None)
+            previous_shape = tuple(layer.shape)
         self.biases = [
             None
             if getattr(layer, "bias", None) is None
@@ -94,33 +100,46 @@ class Emulator:
 
     def run(self, drive: torch.Tensor | HostDrive, *, record: bool = True) -> SpikeRecord:
         """Emulate one batch; ``drive`` is the host's int64 drive: a :class:`HostDrive`, or a
-        tensor (B, *input shape) for a drive constant over the T steps."""
+        tensor (B, *input shape) for a drive constant over the T steps (a SpikeInput
+        network's drive is its 0/1 input spikes)."""
         host = self._check_drive(drive)
         layers, steps, batch = self.net.layers, self.net.timesteps, host.batch
-        spikes, _ = self._run_neurons(0, host.steps(steps) << STATE_SHIFT)
-        recorded: list[torch.Tensor | None] = [spikes if record else None]
-        saturated: list[int | None] = [None]
+        spikes = host.steps(steps)
+        input_spikes = spikes.bool() if isinstance(self.net.encoder, SpikeInput) else None
+        recorded: list[torch.Tensor | None] = []
+        saturated: list[int | None] = []
         v = None
-        for index, (layer, synapse) in enumerate(zip(layers[1:], self.synapses[1:], strict=True)):
+        for index, (layer, synapse) in enumerate(zip(layers, self.synapses, strict=True)):
             if isinstance(layer, FlattenLayer):
                 spikes = spikes.reshape(steps, batch, -1)
                 recorded.append(None)
                 saturated.append(None)
                 continue
-            a_in = synapse(spikes.reshape(steps * batch, *spikes.shape[2:]))
-            saturated.append(self._saturate(a_in))
-            current = a_in.reshape(steps, batch, *a_in.shape[1:]).bitwise_left_shift_(STATE_SHIFT)
-            memoryless = layer.neuron.i_decay == DECAY_UNITY  # else the model wraps u itself
-            if memoryless and synapse.bound << STATE_SHIFT >= U_WRAP:  # else wrap = identity
-                current = wrap_current(current)
-            spikes, v = self._run_neurons(index + 1, current)
+            if synapse is None:  # the input layer: its drive enters as bias_mant-scaled current
+                current, clipped = spikes << STATE_SHIFT, None
+            else:
+                current, clipped = self._synaptic_current(layer, synapse, spikes)
+            saturated.append(clipped)
+            spikes, v = self._run_neurons(index, current)
             recorded.append(spikes if record and layer.neuron.spiking else None)
         return SpikeRecord(
             spikes=recorded,
             readout=v.reshape(batch, -1),
             frames=host.frames,
             saturated=saturated if self.saturate_a_in else None,
+            input_spikes=input_spikes if record else None,
         )
+
+    def _synaptic_current(self, layer, synapse, spikes: torch.Tensor):
+        """(current (T, B, ...) = a_in << 6, wrapped where it can wrap; clipped count)."""
+        steps, batch = spikes.shape[:2]
+        a_in = synapse(spikes.reshape(steps * batch, *spikes.shape[2:]))
+        clipped = self._saturate(a_in)
+        current = a_in.reshape(steps, batch, *a_in.shape[1:]).bitwise_left_shift_(STATE_SHIFT)
+        memoryless = layer.neuron.i_decay == DECAY_UNITY  # else the model wraps u itself
+        if memoryless and synapse.bound << STATE_SHIFT >= U_WRAP:  # else wrap = identity
+            current = wrap_current(current)
+        return current, clipped
 
     def _saturate(self, a_in: torch.Tensor) -> int | None:
         """Clip ``a_in`` in place to int16 when saturating; the count of clipped values."""
@@ -131,7 +150,7 @@ class Emulator:
         return clipped
 
     def _check_drive(self, drive: torch.Tensor | HostDrive) -> HostDrive:
-        expected = tuple(self.net.layers[0].shape)
+        expected = self.net.input_shape
         host = drive if isinstance(drive, HostDrive) else None
         if host is None:
             if not isinstance(drive, torch.Tensor) or drive.ndim != len(expected) + 1:
@@ -149,6 +168,9 @@ class Emulator:
         tensor = tensor.to(device=self.device, dtype=torch.int64)
         if tensor.numel() and (tensor.max() > BIAS_MAX or tensor.min() < -BIAS_MAX - 1):
             raise DeployError(f"drive outside the 13-bit bias range [{-BIAS_MAX - 1}, {BIAS_MAX}]")
+        spikes = isinstance(self.net.encoder, SpikeInput)
+        if spikes and tensor.numel() and (tensor.max() > 1 or tensor.min() < 0):
+            raise DeployError("spike input must be 0 or 1 (binary spikes)")
         return HostDrive(drive=tensor, frames=host.frames)
 
     def _run_neurons(self, index: int, current: torch.Tensor):
@@ -177,7 +199,9 @@ class EmulatorResult:
     """Classification by the emulator: readout potentials and spike totals over all images.
 
     ``spike_counts[i]`` is layer i's spike total over all images and T steps (None for flatten
-    and the readout); ``predictions`` is the argmax of ``readout`` (lowest index on ties);
+    and a non-spiking readout); ``readout`` holds the class scores
+    (:meth:`DeployedNetwork.class_scores`: the readout potential, or its spike counts);
+    ``predictions`` is the argmax of ``readout`` (lowest index on ties);
     ``saturated[i]`` counts layer i's neuron-steps whose a_in was clipped to int16 (None
     unless the run saturated a_in).
     """
@@ -191,7 +215,7 @@ class EmulatorResult:
 
 def classify(
     net: DeployedNetwork,
-    images: torch.Tensor,
+    images: torch.Tensor | SpikeRasters,
     batch_size: int = 256,
     progress: bool = True,
     on_batch: Callable[[SpikeRecord], None] | None = None,
@@ -201,8 +225,8 @@ def classify(
     device: torch.device | str = "cpu",
 ) -> EmulatorResult:
     """Classify ``images`` (N, C, H, W), float pixels in [0, 1] before mean/std (the host
-    normalises them, :func:`hw_sim.host.host_drive`), in batches; random input frames are
-    drawn under ``seed``, image by image.
+    normalises them, :func:`hw_sim.host.network_drive`), or a SpikeInput network's rasters,
+    in batches; random input frames are drawn under ``seed``, image by image.
 
     ``on_batch(record)`` sees each batch's :class:`SpikeRecord` (e.g. an op counter's ``add``),
     so no caller has to hold all spikes.
@@ -227,9 +251,9 @@ def classify(
     # be imported in this process: only build one when asked to show progress.
     for start in tqdm(starts, desc="emulate", unit="batch") if progress else starts:
         batch = images[start : start + batch_size]
-        drive = host_drive(net.encoder, batch, net.timesteps, seed=seed, first_index=start)
+        drive = network_drive(net, batch, seed=seed, first_index=start)
         record = emulator.run(drive, record=True)
-        readouts.append(record.readout.cpu())
+        readouts.append(net.class_scores(record).cpu())
         for i, spikes in enumerate(record.spikes):
             if spikes is not None:
                 counts[i] += int(spikes.sum())

@@ -9,6 +9,10 @@ For every step t the host computes, in float64,
 where the frames are the encoding's (:mod:`dietsnn_deploy.spine.encodings`): x itself once for
 a static encoding, otherwise drawn image by image with :func:`image_generator` so that an
 image's frames do not depend on the batch it is in. ``round`` is torch's (half to even).
+
+A :class:`SpikeInput` network takes binary spikes instead (:func:`spike_drive`): rate-coded
+from pixels p ∈ [0, 1], s[t] = [r[t] < p] with r[t] ~ U[0, 1) per pixel and step (the Poisson
+encoding's draw on the unnormalised pixels), or recorded :class:`SpikeRasters`.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.spine.encodings import REPEAT, get_encoding
+from dietsnn_deploy.spine.encodings import REPEAT, Poisson, get_encoding
 from dietsnn_deploy.spine.encodings.base import image_generator
 from dietsnn_deploy.spine.loihi import drive_mantissa
-from dietsnn_deploy.spine.network import HostEncoder
-from dietsnn_deploy.spine.record import HostDrive
+from dietsnn_deploy.spine.network import DeployedNetwork, HostEncoder, SpikeInput
+from dietsnn_deploy.spine.record import HostDrive, SpikeRasters
 
 
 def _normalised(encoder: HostEncoder, images: torch.Tensor) -> torch.Tensor:
@@ -78,3 +82,61 @@ def host_drive(
     for step, kind in enumerate(kinds):
         drive.append(drive[-1] if kind == REPEAT else _drive(encoder, frames[step]))
     return HostDrive(drive=torch.stack(drive), frames=frames.float())
+
+
+def spike_drive(
+    source: SpikeInput,
+    inputs: torch.Tensor | SpikeRasters,
+    timesteps: int,
+    *,
+    seed: int = 0,
+    first_index: int = 0,
+) -> HostDrive:
+    """The 0/1 input spikes (T, B, *shape) of rasters (B, T, *shape), or rate-coded from
+    images (B, C, H, W) of pixels in [0, 1] (C-major flattened for a 1-d input), drawn image
+    by image: image i is number ``first_index + i`` of the run under ``seed``."""
+    shape = tuple(source.shape)
+    if isinstance(inputs, SpikeRasters):
+        spikes = inputs.spikes
+        if tuple(spikes.shape[1:]) != (timesteps, *shape):
+            raise DeployError(
+                f"spike rasters are {tuple(spikes.shape[1:])} per sample, the network takes "
+                f"(T={timesteps}, {', '.join(map(str, shape))})"
+            )
+        return HostDrive(drive=spikes.transpose(0, 1).to(torch.int64))
+    if inputs.ndim != 4 or not source.takes_images(tuple(inputs.shape[1:])):
+        raise DeployError(
+            f"images {tuple(inputs.shape[1:])} do not make the network's spike input {shape}"
+        )
+    pixels = inputs.detach().to(torch.float64)
+    if len(pixels) == 0:
+        raise DeployError("no images to encode")
+    if pixels.min() < 0 or pixels.max() > 1:
+        raise DeployError("spike rates need pixels in [0, 1]")
+    rates = Poisson()
+    frames = torch.cat(
+        [
+            rates.frames(pixels[i : i + 1], timesteps, image_generator(seed, first_index + i))
+            for i in range(len(pixels))
+        ],
+        dim=1,
+    )
+    return HostDrive(drive=frames.reshape(timesteps, len(pixels), *shape).to(torch.int64))
+
+
+def network_drive(
+    net: DeployedNetwork,
+    inputs: torch.Tensor | SpikeRasters,
+    *,
+    seed: int = 0,
+    first_index: int = 0,
+) -> HostDrive:
+    """What ``net``'s first layer receives for one batch: the host encoder's drive of images,
+    or a SpikeInput network's spikes (:func:`spike_drive`)."""
+    if isinstance(net.encoder, SpikeInput):
+        return spike_drive(net.encoder, inputs, net.timesteps, seed=seed, first_index=first_index)
+    if isinstance(inputs, SpikeRasters):
+        raise DeployError(
+            "spike rasters need a network that takes spikes (this one has a host encoder)"
+        )
+    return host_drive(net.encoder, inputs, net.timesteps, seed=seed, first_index=first_index)

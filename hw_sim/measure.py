@@ -17,6 +17,7 @@ import torch
 
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import DeployedNetwork
+from dietsnn_deploy.spine.record import SpikeRasters
 from hw_sim.emulator import classify
 from hw_sim.energy import EnergyModel, EnergyReport, energy
 from hw_sim.op_counter import OpCounter
@@ -44,7 +45,7 @@ class Measurement:
     """
 
     counts: OpCounts
-    accuracy: float
+    accuracy: float | None  # None: the samples had no labels
     predictions: torch.Tensor  # (N,) int64
     counted_on: str
     spike_rates: dict[str, float]
@@ -53,8 +54,8 @@ class Measurement:
 
 def measure_deployed(
     net: DeployedNetwork,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    images: torch.Tensor | SpikeRasters,
+    labels: torch.Tensor | None,
     *,
     backend: str = "emulator",
     batch_size: int = 256,
@@ -62,15 +63,19 @@ def measure_deployed(
     seed: int = 0,
     saturate_a_in: bool = False,
     device: torch.device | str = "cpu",
+    file: str | Path | None = None,
 ) -> Measurement:
     """Classify ``images`` (N, C, H, W, pixels in [0, 1]) with ``net`` on ``backend`` and count
-    the operations of the spikes that occur. Lava runs all images in one pipelined run;
+    the operations of the spikes that occur (a SpikeInput network may take rasters instead;
+    without ``labels`` the accuracy is None). Lava runs all images in one pipelined run;
     random input frames are drawn under ``seed``; ``saturate_a_in`` (emulator only) clips each
-    step's synaptic input to the chip's int16 port."""
+    step's synaptic input to the chip's int16 port; ``file`` is the netx file ``net`` was read
+    from (Lava loads it as it is)."""
     if backend not in BACKENDS:
         raise DeployError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    if len(images) < 1 or len(images) != len(labels):
-        raise DeployError(f"need ≥ 1 image and one label each, got {len(images)}/{len(labels)}")
+    if len(images) < 1 or (labels is not None and len(images) != len(labels)):
+        count = "no" if labels is None else len(labels)
+        raise DeployError(f"need ≥ 1 image and one label each, got {len(images)}/{count}")
     if backend == "lava" and saturate_a_in:
         raise DeployError("Lava's simulator passes a_in beyond int16; saturate on the emulator")
     counter = OpCounter.for_network(net)
@@ -78,7 +83,7 @@ def measure_deployed(
     if backend == "lava":
         from hw_sim.lava.runner import run_lava  # Lava is imported only when asked for
 
-        result = run_lava(net, images, progress=progress, seed=seed)
+        result = run_lava(net, images, progress=progress, seed=seed, file=file)
         counter.add(result.record)
     else:
         result = classify(
@@ -97,10 +102,10 @@ def measure_deployed(
     counts = counter.result()
     return Measurement(
         counts=counts,
-        accuracy=float((result.predictions == labels).double().mean()),
+        accuracy=None if labels is None else float((result.predictions == labels).double().mean()),
         predictions=result.predictions,
         counted_on=backend,
-        spike_rates={c.name: c.spike_rate for c in counts.layers if c.kind != "readout"},
+        spike_rates={c.name: c.spike_rate for c in counts.layers if c.spiking},
         saturated=saturated,
     )
 

@@ -19,6 +19,7 @@ from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import DeployedNetwork
 from dietsnn_deploy.spine.record import SpikeRecord
 from hw_sim.counting_plan import (
+    INPUT_SPIKES,
     ConvGeometry,
     DenseGeometry,
     LayerGeometry,
@@ -85,8 +86,9 @@ class OpCounter:
         self.events = [z.copy() for z in zeros]
         self.active = [z.copy() for z in zeros]
         self.host_acs = np.zeros(timesteps, np.int64)
-        self.input_spikes = 0  # non-zero pixels of binary input frames (eq. 17 of the input)
+        self.input_spikes = 0  # non-zero binary input frame pixels, or spikes from off chip
         first = self.plan[0]
+        self.input_size = 1 if first.frames is None else int(np.prod(first.frames.in_shape))
         self.binary_steps = [t for t, kind in enumerate(first.step_kinds) if kind == "binary"]
         self.frame_fan_out = (
             torch.from_numpy(first.frames.fan_out_map()) if self.binary_steps else None
@@ -107,9 +109,13 @@ class OpCounter:
                 views[index] = _LayerSpikes(self._spikes(record, index))
             return views[index]
 
-        batch = spikes(self.plan[0].index).batch
+        first = self.plan[0]
+        batch = spikes(first.source if first.source == INPUT_SPIKES else first.index).batch
         if self.binary_steps:
             self._count_frames(record.frames, batch)
+        if record.input_spikes is not None:
+            self.input_spikes += int(record.input_spikes.sum())
+            self.input_size = int(np.prod(record.input_spikes.shape[2:]))
         for row, geometry in enumerate(self.plan):
             if geometry.spiking:
                 self.spikes[row] += spikes(geometry.index).per_step.cpu().numpy()
@@ -138,7 +144,14 @@ class OpCounter:
             self.input_spikes += int(frames[t].abs().sum())
 
     def _spikes(self, record: SpikeRecord, index: int) -> torch.Tensor:
-        """Layer ``index``'s spikes (T, B, *shape), checked against the plan."""
+        """Layer ``index``'s spikes (T, B, *shape), checked against the plan (the input
+        spikes from off chip for INPUT_SPIKES)."""
+        if index == INPUT_SPIKES:
+            if record.input_spikes is None:
+                raise DeployError("the spike record holds no input spikes")
+            if record.input_spikes.shape[0] != self.timesteps:
+                raise DeployError(f"input spikes: {record.input_spikes.shape[0]} steps")
+            return record.input_spikes
         if index >= len(record.spikes) or record.spikes[index] is None:
             raise DeployError(f"spike record has no spikes for layer {index}")
         spikes, shape = record.spikes[index], self.shapes[index]
@@ -170,12 +183,12 @@ class OpCounter:
         if self.num_images == 0:
             raise DeployError("no spikes were counted (add at least one batch)")
         n = self.num_images
-        first = self.plan[0]
-        input_rate = self.input_spikes / n / int(np.prod(first.frames.in_shape))
+        input_rate = self.input_spikes / n / self.input_size
         rate = {
             g.index: float(spikes.sum()) / n / g.neurons
             for g, spikes in zip(self.plan, self.spikes, strict=True)
         }
+        rate[INPUT_SPIKES] = input_rate
         rows = []
         for g, spikes, events, active in zip(
             self.plan, self.spikes, self.events, self.active, strict=True
@@ -184,6 +197,7 @@ class OpCounter:
                 LayerCounts(
                     name=g.name,
                     kind=g.kind,
+                    spiking=g.spiking,
                     neurons=g.neurons,
                     timesteps=self.timesteps,
                     spikes=float(spikes.sum()) / n,

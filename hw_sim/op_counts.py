@@ -56,6 +56,7 @@ class LayerCounts:
     spikes_per_step: tuple[float, ...]
     events_per_step: tuple[float, ...]
     host_acs: float = 0.0
+    spiking: bool = True  # False for a non-spiking readout (its spikes are not recorded)
 
     @property
     def spike_rate(self) -> float:
@@ -84,7 +85,7 @@ class OpCounts:
         return LayerCounts(
             name="total",
             kind="total",
-            neurons=sum(c.neurons for c in self.layers if c.kind != "readout"),
+            neurons=sum(c.neurons for c in self.layers if c.spiking),
             timesteps=self.timesteps,
             spikes=add("spikes"),
             synaptic_events=add("synaptic_events"),

@@ -24,7 +24,7 @@ def _save(fig: Figure, path: str | Path) -> Path:
 
 def plot_spike_rates(path: str | Path, counts: OpCounts) -> Path:
     """Per-layer spike rate, spikes per neuron over all T (the paper's Fig. 2a)."""
-    rows = [c for c in counts.layers if c.kind != "readout"]
+    rows = [c for c in counts.layers if c.spiking]
     fig = Figure(figsize=(7, 4))
     ax = fig.subplots()
     ax.bar([c.name for c in rows], [c.spike_rate for c in rows], color="tab:blue")

@@ -52,7 +52,7 @@ def format_table(counts: OpCounts, report: EnergyReport) -> str:
         )
 
     rows = [
-        row(c, e.ann_pj, e.snn_pj, e.ratio, f"{c.spike_rate:.4f}" if c.kind != "readout" else "—")
+        row(c, e.ann_pj, e.snn_pj, e.ratio, f"{c.spike_rate:.4f}" if c.spiking else "—")
         for c, e in _paired(counts, report)
     ]
     rows.append(row(total, report.ann_pj, report.snn_pj, report.ratio, f"{total.spike_rate:.4f}"))

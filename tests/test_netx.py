@@ -11,7 +11,7 @@ from fixtures_nets import ARCHS, assert_same_network, random_network
 
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.loihi import THRESHOLD_MAX, check_weight_mantissas
-from dietsnn_deploy.spine.network import DenseLayer, Neuron
+from dietsnn_deploy.spine.network import DenseLayer, Neuron, SpikeInput
 from exporters.netx import read_netx, read_netx_layers, write_netx
 
 
@@ -54,8 +54,11 @@ def test_file_layout_is_what_netx_reads(conv_file):
 def test_read_layers_without_metadata(conv_file):
     with h5py.File(conv_file, "a") as f:
         del f["dietsnn"]
-    with pytest.raises(DeployError, match="no /dietsnn group"):
+    with pytest.raises(DeployError, match="does not say how many steps it runs; pass -T"):
         read_netx(conv_file)
+    foreign = read_netx(conv_file, timesteps=5)  # another tool's file: it takes spikes
+    assert foreign.encoder == SpikeInput(foreign.layers[0].shape) and foreign.readout == "spikes"
+    assert foreign.layers[-1].neuron.spiking and foreign.timesteps == 5
     layers = read_netx_layers(conv_file)
     assert [layer.kind for layer in layers] == [
         "input",

@@ -24,7 +24,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def counts() -> OpCounts:
     def row(name, kind, neurons, spikes, events, ann, host):
         return LayerCounts(name, kind, neurons, 2, spikes, events, events / 4, ann, host,
-                           neurons * 2.0, neurons * 1.0, (spikes, 0.0), (events, 0.0))  # fmt: skip
+                           neurons * 2.0, neurons * 1.0, (spikes, 0.0), (events, 0.0),
+                           spiking=kind != "readout")  # fmt: skip
 
     return OpCounts(
         layers=(

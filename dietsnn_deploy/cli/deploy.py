@@ -7,7 +7,7 @@ import json
 import click
 
 from dietsnn_deploy.cli.app import cli
-from dietsnn_deploy.cli.options import graph_options
+from dietsnn_deploy.cli.options import graph_options, spike_input_options
 
 
 @cli.command()
@@ -74,18 +74,23 @@ def export(checkpoint, output, file_format, allow_soft_reset, timesteps, dt, mea
 )
 @click.option("--device", default="cpu", show_default=True, help="where the emulator runs")
 @click.option("--json", "as_json", is_flag=True, help="print one JSON object")
-@click.option("--timesteps", "-T", type=click.IntRange(1), help="T of a NIR graph that names none")
+@click.option("--timesteps", "-T", type=click.IntRange(1),
+              help="T of a NIR graph, or of a netx file of another tool")  # fmt: skip
 @graph_options
+@spike_input_options
 def simulate(network, dataset, data_dir, limit, backend, batch_size, seed, saturate_a_in, device,
-             as_json, timesteps, dt, mean, std) -> None:  # fmt: skip
-    """Classify test images with the deployed network on Lava or on the emulator."""
-    from dietsnn_deploy.services.networks import LoadOptions, load_network
+             as_json, timesteps, dt, mean, std, spikes, labels, readout) -> None:  # fmt: skip
+    """Classify test images (or spike rasters) with the deployed network on Lava or on the
+    emulator. A netx file of another tool takes spikes: rate-coded from --dataset's pixels
+    (under --seed) or --spikes rasters, for -T steps."""
+    from dietsnn_deploy.services.networks import LoadOptions, load_network, network_format
     from dietsnn_deploy.services.simulate import simulate as run_simulation
     from dietsnn_deploy.services.simulate import simulation_text
 
     load = LoadOptions(data_dir=data_dir, dataset=dataset, timesteps=timesteps, dt=dt, mean=mean,
-                       std=std)  # fmt: skip
+                       std=std, readout=readout)  # fmt: skip
     net = load_network(network, load)
+    file = network if network_format(network).name == "netx" else None
     report = run_simulation(
         net,
         dataset=dataset,
@@ -97,6 +102,9 @@ def simulate(network, dataset, data_dir, limit, backend, batch_size, seed, satur
         seed=seed,
         saturate_a_in=saturate_a_in,
         device=device,
+        spikes=spikes,
+        labels=labels,
+        file=file,
     )
     report["network"] = str(network)
     click.echo(json.dumps(report) if as_json else simulation_text(report))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from dietsnn_deploy.cli.app import cli
-from dietsnn_deploy.cli.options import graph_options
+from dietsnn_deploy.cli.options import graph_options, spike_input_options
 from dietsnn_deploy.errors import DeployError
 
 
@@ -65,8 +65,10 @@ def _timestep_list(text: str | None) -> list[int]:
 @click.option("--saturate-a-in", is_flag=True, help="emulator: model the chip's int16 a_in port")
 @click.option("--threads", type=click.IntRange(1), help="torch CPU threads")
 @click.option("--device", default="cpu", show_default=True, help="where the emulator runs")
-@click.option("--timesteps", "-T", type=click.IntRange(1), help="T of a NIR graph that names none")
+@click.option("--timesteps", "-T", type=click.IntRange(1),
+              help="T of a NIR graph, or of a netx file of another tool")  # fmt: skip
 @graph_options
+@spike_input_options
 def energy_cmd(
     network,
     dataset,
@@ -90,11 +92,15 @@ def energy_cmd(
     dt,
     mean,
     std,
+    spikes,
+    labels,
+    readout,
 ) -> None:
     """Op counts and energy per layer, ANN against SNN, from the spikes of test images.
 
     NETWORK is a netx file (deployed; run on --backend) or a checkpoint (quantized on the
-    fly, or with --float counted on the float PyTorch model)."""
+    fly, or with --float counted on the float PyTorch model). A netx file of another tool
+    takes spikes: rate-coded from --dataset's pixels or --spikes rasters, for -T steps."""
     from dietsnn_deploy.services.measure import (
         MeasureOptions,
         measure_file,
@@ -108,10 +114,11 @@ def energy_cmd(
 
     energy_model = get_model(model_name)
     steps = _timestep_list(sweep_timesteps)
-    check_outputs([network], [json_path, csv_path, plot_dir])
+    check_outputs([network, spikes, labels], [json_path, csv_path, plot_dir])
     config_threads(threads)
     load = LoadOptions(data_dir=data_dir, arch=arch, dataset=dataset, calibration=calibration,
-                       timesteps=timesteps, dt=dt, mean=mean, std=std)  # fmt: skip
+                       timesteps=timesteps, dt=dt, mean=mean, std=std,
+                       readout=readout)  # fmt: skip
     options = MeasureOptions(
         dataset=dataset,
         data_dir=data_dir,
@@ -121,6 +128,8 @@ def energy_cmd(
         seed=seed,
         saturate_a_in=saturate_a_in,
         device=device,
+        spikes=spikes,
+        labels=labels,
     )
     run = measure_file(network, energy_model, load, options, on_float=on_float, sweep_steps=steps)
     click.echo(report_text(run, energy_model))

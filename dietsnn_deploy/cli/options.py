@@ -36,3 +36,30 @@ def graph_options(fn):
     for option in reversed(options):
         fn = option(fn)
     return fn
+
+
+def spike_input_options(fn):
+    """``--spikes``, ``--labels`` and ``--readout`` for networks that take spikes (netx files
+    of other tools)."""
+    options = [
+        click.option(
+            "--spikes",
+            type=click.Path(dir_okay=False),
+            help="spike input: .npy rasters (N, T, *input shape) of 0/1 instead of test images "
+            "(default: spikes rate-coded from --dataset's pixels)",
+        ),  # fmt: skip
+        click.option(
+            "--labels",
+            type=click.Path(dir_okay=False),
+            help="labels (N,) of the --spikes rasters, a .npy of class indices",
+        ),  # fmt: skip
+        click.option(
+            "--readout",
+            type=click.Choice(["spikes", "potential"]),
+            help="netx files of other tools: class scores from the last layer's spike counts "
+            "(default) or its potential",
+        ),  # fmt: skip
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn

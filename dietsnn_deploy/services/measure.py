@@ -17,14 +17,20 @@ from tqdm import tqdm
 
 from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.services.networks import LoadOptions, deploy_model, load_spiking, network_format
-from dietsnn_deploy.services.simulate import test_images
+from dietsnn_deploy.services.inputs import run_inputs
+from dietsnn_deploy.services.networks import (
+    LoadOptions,
+    deploy_model,
+    load_network,
+    load_spiking,
+    network_format,
+)
+from dietsnn_deploy.services.simulate import accuracy_text
 from dietsnn_deploy.spine.network import DeployedNetwork
 from dietsnn_deploy.spine.record import SpikeRecord
 from dietsnn_deploy.spine.settings import RunSettings, resolve_device
 from dietsnn_deploy.training.checkpoints import ModelInfo
 from dietsnn_deploy.training.models import DietNet
-from exporters.netx import read_netx
 from hw_sim.energy import EnergyModel, energy
 from hw_sim.measure import (
     Measurement,
@@ -111,7 +117,8 @@ def neuron_parameters(model: DietNet, info: ModelInfo, net: DeployedNetwork) -> 
 
 @dataclass(frozen=True)
 class MeasureOptions:
-    """Where the test images come from and how to run them."""
+    """Where the test images (or a SpikeInput network's rasters) come from and how to run
+    them."""
 
     dataset: str | None = None
     data_dir: str | None = None
@@ -122,21 +129,34 @@ class MeasureOptions:
     saturate_a_in: bool = False
     progress: bool = True
     device: str = "cpu"  # where the emulator or the float model runs
+    spikes: str | None = None  # .npy rasters (N, T, *input shape) instead of test images
+    labels: str | None = None  # .npy labels (N,) of the rasters
 
 
-def measure_network(net: DeployedNetwork, options: MeasureOptions) -> Measurement:
-    """Classify the test images with ``net`` on the chosen backend and count its ops."""
-    images, labels, _ = test_images(net, options.dataset, options.data_dir, options.limit)
+def measure_network(
+    net: DeployedNetwork, options: MeasureOptions, file: str | Path | None = None
+) -> Measurement:
+    """Classify the test images with ``net`` on the chosen backend and count its ops
+    (``file``: the netx file ``net`` was read from, for Lava to load as it is)."""
+    inputs = run_inputs(
+        net,
+        dataset=options.dataset,
+        data_dir=options.data_dir,
+        limit=options.limit,
+        spikes=options.spikes,
+        labels=options.labels,
+    )
     return measure_deployed(
         net,
-        images,
-        labels,
+        inputs.samples,
+        inputs.labels,
         backend=options.backend,
         batch_size=options.batch_size,
         progress=options.progress,
         seed=options.seed,
         saturate_a_in=options.saturate_a_in,
         device=resolve_device(options.device),
+        file=file,
     )
 
 
@@ -144,8 +164,10 @@ def _deployed_on(backend: str) -> str:
     return "deployed (Loihi fixed point) on " + ("Lava" if backend == "lava" else "the emulator")
 
 
-def deployed_title(net: DeployedNetwork, backend: str) -> str:
-    return f"{net.arch} on {net.dataset}, {_deployed_on(backend)}, T={net.timesteps}"
+def deployed_title(net: DeployedNetwork, backend: str, data: str | None = None) -> str:
+    """``<arch> on <dataset>, deployed … on <backend>, T=…``; ``data`` names the samples of a
+    network that names no dataset."""
+    return f"{net.arch} on {net.dataset or data}, {_deployed_on(backend)}, T={net.timesteps}"
 
 
 @dataclass
@@ -157,6 +179,7 @@ class EnergyRun:
     neuron_params: NeuronParameters | None = None
     sweep: list[SweepPoint] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rasters: bool = False  # the samples were spike rasters, not test images
 
 
 def _checkpoint_measurer(
@@ -206,14 +229,16 @@ def measure_file(
         if on_float or sweep_steps:
             flag = "--float" if on_float else "--sweep-timesteps"
             raise DeployError(f"{flag} needs a checkpoint (.pt), not a deployed netx file")
-        net = read_netx(path)
+        net = load_network(path, load)
+        data = options.spikes or options.dataset
         return EnergyRun(
-            measure_network(net, options),
-            deployed_title(net, options.backend),
+            measure_network(net, options, file=path),
+            deployed_title(net, options.backend, data and Path(data).name),
             notes=[
                 "leak/threshold plot (Fig. 2b) needs the checkpoint (.pt): a netx file holds "
                 "only the deployed integer thresholds and decays"
             ],
+            rasters=options.spikes is not None,
         )
     model, info = load_spiking(path, load)
     measure_at = _checkpoint_measurer(model, info, on_float, load, options)
@@ -245,8 +270,8 @@ def report_text(run: EnergyRun, energy_model: EnergyModel) -> str:
     measured = run.measured
     report = energy(energy_model, measured.counts)
     lines = [
-        f"{run.title}: accuracy {100 * measured.accuracy:.2f}% on "
-        f"{measured.counts.num_images} test images",
+        f"{run.title}: accuracy {accuracy_text(measured.accuracy)} on "
+        f"{measured.counts.num_images} {'spike rasters' if run.rasters else 'test images'}",
         format_table(measured.counts, report),
         format_paper_convention(measured.counts),
         energy_model.describe(),

@@ -44,6 +44,7 @@ class LoadOptions:
     dt: float | None = None  # seconds per step of a NIR graph (default: its metadata, 1e-4)
     mean: tuple[float, ...] | None = None  # input normalisation of a NIR graph (per channel)
     std: tuple[float, ...] | None = None
+    readout: str | None = None  # a netx file of another tool: "spikes" (default) or "potential"
 
     def __post_init__(self) -> None:
         if self.dataset is not None:
@@ -69,9 +70,11 @@ def _is_netx(path: Path) -> bool:
 
 
 def _load_netx(path: Path, options: LoadOptions) -> DeployedNetwork:
-    if options.timesteps is not None:
-        raise DeployError(f"{path} is deployed at its own T; -T applies to checkpoints only")
-    return read_netx(path)
+    """Ours as written; another tool's with T, readout and dataset from the options."""
+    net = read_netx(path, timesteps=options.timesteps, readout=options.readout)
+    if not net.dataset and options.dataset:
+        net.dataset = options.dataset
+    return net
 
 
 def load_model(path: str | Path, options: LoadOptions) -> tuple[DietNet, ModelInfo]:
@@ -138,6 +141,8 @@ def load_spiking(path: str | Path, options: LoadOptions) -> tuple[DietNet, Model
 def deploy_model(model: DietNet, info: ModelInfo, options: LoadOptions) -> DeployedNetwork:
     """The deployed network of a loaded SNN at its checkpoint's T (or ``options.timesteps``),
     its host scale set on the first ``options.calibration`` training images."""
+    if options.readout is not None:
+        raise DeployError("--readout applies to netx files of other tools, not to models")
     images = calibration_images(info, options.data_dir, options.calibration)
     return quantize(
         model,

@@ -4,43 +4,12 @@ from __future__ import annotations
 
 import time
 
-import torch
-
-from dietsnn_deploy.data import make_loader
 from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.services.inputs import accuracy, run_inputs
 from dietsnn_deploy.spine.network import DeployedNetwork
 from dietsnn_deploy.spine.settings import resolve_device
 
 BACKENDS = ("emulator", "lava")
-
-
-def test_images(
-    net: DeployedNetwork, dataset: str | None, data_dir: str | None, limit: int | None
-) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """(pixels in [0, 1], labels, dataset name) of the first ``limit`` test images of the
-    network's dataset (the host encoder normalises the pixels itself)."""
-    dataset = dataset or net.dataset
-    if not dataset:
-        raise DeployError("the network names no dataset; pass --dataset")
-    if net.dataset and dataset != net.dataset:
-        raise DeployError(f"the network was trained on {net.dataset}, not {dataset}")
-    channels = net.encoder.in_shape[0]
-    loader = make_loader(
-        dataset,
-        "test",
-        4096,
-        data_dir=data_dir,
-        limit=limit,
-        normalization=((0.0,) * channels, (1.0,) * channels),
-    )
-    batches = list(loader)
-    images, labels = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
-    if tuple(images.shape[1:]) != tuple(net.encoder.in_shape):
-        raise DeployError(
-            f"{dataset} images are {tuple(images.shape[1:])}, the network takes "
-            f"{tuple(net.encoder.in_shape)}"
-        )
-    return images, labels, dataset
 
 
 def _layer_names(net: DeployedNetwork) -> list[str]:
@@ -59,21 +28,29 @@ def simulate(
     seed: int = 0,
     saturate_a_in: bool = False,
     device: str = "cpu",
+    spikes: str | None = None,
+    labels: str | None = None,
+    file: str | None = None,
 ) -> dict:
-    """Run test images through ``net`` on one backend; the report ``simulate --json`` prints:
-    accuracy, predictions (dataset order), spike counts per layer, seconds per image, and with
-    ``saturate_a_in`` the neuron-steps clipped to int16 per layer."""
+    """Run test images (or the spike rasters in ``spikes``, labelled by ``labels``) through
+    ``net`` on one backend; the report ``simulate --json`` prints: accuracy (None without
+    labels), predictions (sample order), spike counts per layer, seconds per sample, and with
+    ``saturate_a_in`` the neuron-steps clipped to int16 per layer. ``file``: the netx file
+    ``net`` was read from, which Lava then loads as it is."""
     if backend not in BACKENDS:
         raise DeployError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "lava" and saturate_a_in:
         raise DeployError("Lava's simulator passes a_in beyond int16; saturate on the emulator")
-    images, labels, dataset = test_images(net, dataset, data_dir, limit)
+    inputs = run_inputs(
+        net, dataset=dataset, data_dir=data_dir, limit=limit, spikes=spikes, labels=labels
+    )
+    images = inputs.samples
     start = time.perf_counter()
     saturated = None
     if backend == "lava":
         from hw_sim.lava.runner import run_lava
 
-        result = run_lava(net, images, progress=progress, seed=seed)
+        result = run_lava(net, images, progress=progress, seed=seed, file=file)
         predictions = result.predictions
         counts = [None if s is None else int(s.sum()) for s in result.record.spikes]
     else:
@@ -93,15 +70,17 @@ def simulate(
     names = _layer_names(net)
     report = {
         "backend": backend,
-        "dataset": dataset,
-        "images": len(labels),
+        "dataset": inputs.source,
+        "images": len(images),
+        "inputs": "test images" if spikes is None else "spike rasters",
         "timesteps": net.timesteps,
         "encoding": net.encoder.encoding,
         "seed": seed,
-        "accuracy": float((predictions == labels).double().mean()),
+        "readout": net.readout,
+        "accuracy": accuracy(predictions, inputs.labels),
         "predictions": [int(p) for p in predictions],
         "spike_counts": {n: c for n, c in zip(names, counts, strict=True) if c is not None},
-        "seconds_per_image": seconds / len(labels),
+        "seconds_per_image": seconds / len(images),
     }
     if saturated is not None:
         report["a_in_saturated"] = {
@@ -110,10 +89,16 @@ def simulate(
     return report
 
 
+def accuracy_text(value: float | None) -> str:
+    """``93.15%``, or ``n/a (no labels)``."""
+    return "n/a (no labels)" if value is None else f"{100 * value:.2f}%"
+
+
 def simulation_line(report: dict) -> str:
     return (
-        f"{report['backend']}: accuracy {100 * report['accuracy']:.2f}% on {report['images']} "
-        f"{report['dataset']} test images, {1000 * report['seconds_per_image']:.2f} ms/image"
+        f"{report['backend']}: accuracy {accuracy_text(report['accuracy'])} on "
+        f"{report['images']} {report['dataset']} {report['inputs']}, "
+        f"{1000 * report['seconds_per_image']:.2f} ms/image"
     )
 
 

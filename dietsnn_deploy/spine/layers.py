@@ -261,7 +261,7 @@ def _check_weights(weight: np.ndarray, where: str, *, dense: bool, netx_exact: b
         raise DeployError(f"{where}: weights must be a non-empty integer array")
 
 
-def _check_dense_pool(where: str, layer: DenseLayer, before: Layer) -> None:
+def _check_dense_pool(where: str, layer: DenseLayer, before: Layer | None) -> None:
     """A pool folded into a dense layer repeats each weight over its window of the flattened
     map: the map must be known (a flatten before it) and the weights must unfold."""
     k = layer.pool
@@ -306,31 +306,46 @@ def where(index: int, layer: Layer) -> str:
     return f"layer {index} ({layer.kind})"
 
 
-def validate_layers(layers: list[Layer], *, netx_exact: bool = True) -> None:
-    """Check the layer chain: input first, every layer's own rules against the previous
-    output, and a non-spiking dense readout last whose threshold is out of reach.
-    ``netx_exact=False`` accepts any integer weights (what a simulator can run) instead of
-    only those netx loads unaltered (what the exporter writes)."""
-    if len(layers) < 2 or not isinstance(layers[0], InputLayer):
-        raise DeployError("network must start with an input layer and have at least 2 layers")
-    readout = layers[-1]
-    if not isinstance(readout, DenseLayer) or readout.neuron.spiking:
+def validate_layers(
+    layers: list[Layer],
+    *,
+    netx_exact: bool = True,
+    input_shape: tuple[int, ...] = (),
+    readout: str = "potential",
+) -> None:
+    """Check the layer chain: the first layer, every layer's own rules against the previous
+    output, and a dense readout last.
+
+    The first layer is the input layer, or (``input_shape``: spikes of that shape arrive from
+    off chip) a conv or dense layer that takes them. With ``readout`` "potential" the readout
+    is non-spiking and its threshold out of reach; with "spikes" it spikes, and its spike
+    counts are the scores. ``netx_exact=False`` accepts any integer weights (what a simulator
+    can run) instead of only those netx loads unaltered (what the exporter writes)."""
+    if len(layers) < 2 and not (input_shape and layers):
+        raise DeployError("network must have an input layer and a readout (2 layers at least)")
+    if not isinstance(layers[0], InputLayer) and not input_shape:
         raise DeployError(
-            f"layer {len(layers) - 1}: the last layer must be a non-spiking dense readout"
+            "network must start with an input layer (a first conv or dense layer needs spike input)"
         )
-    if netx_exact and readout.neuron.threshold != THRESHOLD_MAX:
+    last = len(layers) - 1
+    final = layers[-1]
+    spike_readout = readout == "spikes"
+    if not isinstance(final, DenseLayer) or final.neuron.spiking != spike_readout:
+        kind = "spiking" if spike_readout else "non-spiking"
+        raise DeployError(f"layer {last}: the last layer must be a {kind} dense readout")
+    if netx_exact and not spike_readout and final.neuron.threshold != THRESHOLD_MAX:
         raise DeployError(
-            f"layer {len(layers) - 1} (dense): readout threshold must be {THRESHOLD_MAX} "
-            f"(out of reach until v saturates), got {readout.neuron.threshold}"
+            f"layer {last} (dense): readout threshold must be {THRESHOLD_MAX} "
+            f"(out of reach until v saturates), got {final.neuron.threshold}"
         )
-    previous: tuple[int, ...] = ()
+    previous: tuple[int, ...] = () if isinstance(layers[0], InputLayer) else tuple(input_shape)
     for index, layer in enumerate(layers):
         name = where(index, layer)
         layer.check(name, previous, netx_exact)
         if isinstance(layer, DenseLayer) and layer.pool > 1:
-            _check_dense_pool(name, layer, layers[index - 1])
+            _check_dense_pool(name, layer, layers[index - 1] if index else None)
         if not isinstance(layer, FlattenLayer):
             layer.neuron.check(name, netx_exact)
-            if layer is not readout and not layer.neuron.spiking:
+            if layer is not final and not layer.neuron.spiking:
                 raise DeployError(f"{name}: only the last layer may be non-spiking")
         previous = tuple(int(s) for s in layer.shape)

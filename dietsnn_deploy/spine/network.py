@@ -13,7 +13,9 @@ variants of the neuron model are in :mod:`.neurons`)::
     spike[t] = v[t] > (threshold << 6);  v[t][spike] = 0                (hard reset)
 
 where ``a_in[t]`` is the synaptic input of the spikes the previous layer emitted at step t
-(the input layer receives the host's drive instead).
+(the input layer receives the host's drive instead). A network may instead take binary spikes
+from off chip (:class:`SpikeInput`, as lava-dl's slayer networks do): into its input layer's
+``a_in``, or through the synapses of a first conv or dense layer.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field, fields, is_dataclass
+from typing import ClassVar, Literal
 
 import numpy as np
+import torch
 
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine import geometry
@@ -45,6 +49,7 @@ from dietsnn_deploy.spine.layers import (
     where,
 )
 from dietsnn_deploy.spine.loihi import A_IN_MAX
+from dietsnn_deploy.spine.record import SpikeRecord
 from dietsnn_deploy.spine.settings import check_timesteps
 
 __all__ = [
@@ -61,6 +66,7 @@ __all__ = [
     "Neuron",
     "Pair",
     "Shape3",
+    "SpikeInput",
     "SynapticLayer",
     "check_normalisation",
     "validate_layers",
@@ -154,6 +160,41 @@ class HostEncoder:
 
 
 @dataclass(frozen=True)
+class SpikeInput:
+    """Binary spikes from off chip, s[t] ∈ {0, 1} of ``shape`` at every step t.
+
+    They enter an input layer's ``a_in`` (u = s << 6: one bias_mant unit per spike), or, when
+    the network starts with a conv or dense layer, its synapses (a_in = W·s), as lava-dl's
+    ``netx.hdf5.Network`` takes them on ``net.inp``. ``shape`` is (C, H, W) or (features,).
+    Where they come from is the run's choice (:func:`hw_sim.host.spike_drive`): Bernoulli
+    draws of pixel intensities, or recorded rasters.
+    """
+
+    shape: tuple[int, ...]
+    encoding: ClassVar[str] = "spikes"
+
+    def check(self, first: Layer) -> None:
+        """A positive 1-d or 3-d shape that the first layer takes."""
+        if len(self.shape) not in (1, 3) or min(self.shape) < 1:
+            raise DeployError(f"spike input: shape must be (C, H, W) or (n,), got {self.shape}")
+        if isinstance(first, InputLayer) and tuple(first.shape) != tuple(self.shape):
+            raise DeployError(f"spike input {self.shape} is not the input layer's {first.shape}")
+
+    def takes_images(self, image_shape: tuple[int, ...]) -> bool:
+        """Whether images of ``image_shape`` (C, H, W) become these spikes: the same map, or
+        its C-major flattening for a 1-d input."""
+        if len(self.shape) == 3:
+            return tuple(image_shape) == tuple(self.shape)
+        return int(np.prod(image_shape)) == self.shape[0]
+
+
+#: How class scores are read: the readout's potential v after T steps (our exporter's
+#: non-spiking integrator), or its spike count over T steps (lava-dl slayer's convention).
+Readout = Literal["potential", "spikes"]
+READOUTS: tuple[Readout, ...] = ("potential", "spikes")
+
+
+@dataclass(frozen=True)
 class LayerQuantization:
     """How one layer was quantized: integer scale and what it cost.
 
@@ -178,19 +219,42 @@ class LayerQuantization:
 
 @dataclass
 class DeployedNetwork:
-    """A spiking network as it runs on Loihi: host encoder, then netx layers in order.
+    """A spiking network as it runs on Loihi: its input, then netx layers in order.
 
-    ``layers[0]`` is the :class:`InputLayer`; the last layer is the non-spiking readout whose
-    potential after ``timesteps`` steps gives the class scores.
+    With a :class:`HostEncoder`, ``layers[0]`` is the :class:`InputLayer` the host drives;
+    with a :class:`SpikeInput`, the first layer is an input layer or a conv/dense layer the
+    spikes reach through its synapses. The last layer is the readout: with ``readout``
+    "potential" a non-spiking integrator whose v after ``timesteps`` steps gives the class
+    scores, with "spikes" a spiking layer whose spike counts give them.
     """
 
-    encoder: HostEncoder
+    encoder: HostEncoder | SpikeInput
     layers: list[Layer]
     timesteps: int
     num_classes: int
     dataset: str = ""
     arch: str = ""
     quantization: list[LayerQuantization] = field(default_factory=list)
+    readout: Readout = field(default="potential", metadata=DIGEST_SKIPS_DEFAULT)
+
+    @property
+    def synaptic_input(self) -> bool:
+        """True when spikes enter through the first layer's synapses (no input layer)."""
+        return not isinstance(self.layers[0], InputLayer)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """What each step's input is: the input layer's drive, or the spikes into layer 0."""
+        if isinstance(self.encoder, SpikeInput):
+            return tuple(self.encoder.shape)
+        return tuple(self.layers[0].shape)
+
+    def class_scores(self, record: SpikeRecord):
+        """(B, num_classes) int64 scores of a run: the readout potential, or the readout's
+        spike counts over the T steps (``readout`` "spikes")."""
+        if self.readout == "spikes":
+            return record.spikes[-1].sum(dim=0, dtype=torch.int64)
+        return record.readout
 
     @property
     def neuron_layers(self) -> list[tuple[int, Layer]]:
@@ -207,8 +271,16 @@ class DeployedNetwork:
 
     def validate(self, *, netx_exact: bool = True) -> None:
         """The layer chain (:func:`validate_layers`), the encoder, T and the class count."""
-        validate_layers(self.layers, netx_exact=netx_exact)
-        self.encoder.check(self.layers[0].shape)
+        if self.readout not in READOUTS:
+            raise DeployError(f"unknown readout {self.readout!r}; choose from potential, spikes")
+        spikes = isinstance(self.encoder, SpikeInput)
+        validate_layers(
+            self.layers,
+            netx_exact=netx_exact,
+            input_shape=self.encoder.shape if spikes else (),
+            readout=self.readout,
+        )
+        self.encoder.check(self.layers[0] if spikes else self.layers[0].shape)
         check_timesteps(self.timesteps, "timesteps")
         if not is_integer(self.num_classes) or self.layers[-1].shape != (self.num_classes,):
             raise DeployError(

@@ -52,10 +52,33 @@ class SpikeRecord:
     (B, num_classes), int64, in units of 2⁻⁶ weight units (None for a float model's record).
     ``frames`` are the encoded input frames (T, B, C, H, W), None for static input;
     ``saturated[i]`` counts layer i's neuron-steps whose a_in was clipped to int16 (None
-    where the run did not model the int16 port).
+    where the run did not model the int16 port); ``input_spikes`` are the binary spikes a
+    :class:`~.network.SpikeInput` network received, (T, B, *input shape) bool, else None.
     """
 
     spikes: list  # list[torch.Tensor | None]
     readout: object  # torch.Tensor (B, num_classes), int64, or None
     frames: torch.Tensor | None = None
     saturated: list | None = None
+    input_spikes: torch.Tensor | None = None
+
+
+@dataclass
+class SpikeRasters:
+    """Recorded input spikes, one raster per sample: ``spikes`` (N, T, *shape) bool.
+
+    The input of a :class:`~.network.SpikeInput` network when it is not drawn from images;
+    sliced like a tensor of images (``rasters[a:b]``) so that runs batch either alike.
+    """
+
+    spikes: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.spikes.shape[0])
+
+    def __getitem__(self, index: slice) -> SpikeRasters:
+        return SpikeRasters(self.spikes[index])
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.spikes.shape)

@@ -1,10 +1,12 @@
 """The ``/dietsnn`` group of a netx file: everything netx ignores but a rerun needs.
 
-Attributes ``format_version`` (2), ``timesteps``, ``num_classes``, ``dataset``, ``arch`` and
-``digest`` (:meth:`DeployedNetwork.digest` of the network as written, checked on read: a file
-altered afterwards is refused). Group ``encoder``: datasets ``weight``, ``stride``,
-``padding``, ``mean``, ``std``, ``in_shape``; attributes ``drive_scale`` and ``encoding``.
-Dataset ``layer_pool`` (one entry per layer, 1 where no pool is folded in). Compound table
+Attributes ``format_version`` (2), ``timesteps``, ``num_classes``, ``dataset``, ``arch``,
+``readout`` ("potential", or "spikes"; absent in older files: potential) and ``digest``
+(:meth:`DeployedNetwork.digest` of the network as written, checked on read: a file altered
+afterwards is refused). Group ``encoder``: datasets ``weight``, ``stride``, ``padding``,
+``mean``, ``std``, ``in_shape``; attributes ``drive_scale`` and ``encoding``; or, for a
+network that takes spikes, attribute ``encoding`` "spikes" and dataset ``shape``.
+Dataset ``layer_pool`` (one entry per layer of the file, 1 where no pool is folded in). Compound table
 ``quantization`` (one row per :class:`LayerQuantization`; ``input_bound`` −1 when unknown).
 
 Version 1 files (no digest, no encoding: direct input) are still read.
@@ -16,7 +18,13 @@ import h5py
 import numpy as np
 
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.spine.network import DeployedNetwork, HostEncoder, LayerQuantization
+from dietsnn_deploy.spine.network import (
+    READOUTS,
+    DeployedNetwork,
+    HostEncoder,
+    LayerQuantization,
+    SpikeInput,
+)
 from exporters.netx.fields import Fields
 
 FORMAT_VERSION = 2
@@ -37,24 +45,22 @@ _QUANT_DTYPE = np.dtype(
 _UNKNOWN_BOUND = -1  # input_bound None in the file's integer column
 
 
-def write_metadata(root: h5py.Group, net: DeployedNetwork) -> None:
+def write_metadata(root: h5py.Group, net: DeployedNetwork, pools: list[int]) -> None:
+    """The ``/dietsnn`` group of ``net``; ``pools`` has one entry per layer of the file."""
     meta = root.create_group(METADATA_GROUP)
     meta.attrs["format_version"] = FORMAT_VERSION
     meta.attrs["timesteps"] = int(net.timesteps)
     meta.attrs["num_classes"] = int(net.num_classes)
     meta.attrs["dataset"] = net.dataset
     meta.attrs["arch"] = net.arch
+    meta.attrs["readout"] = net.readout
     meta.attrs["digest"] = net.digest()
     enc = meta.create_group("encoder")
-    enc.create_dataset("weight", data=np.asarray(net.encoder.weight, dtype=np.float64))
-    enc.create_dataset("stride", data=np.asarray(net.encoder.stride, dtype=np.int64))
-    enc.create_dataset("padding", data=np.asarray(net.encoder.padding, dtype=np.int64))
-    enc.create_dataset("mean", data=np.asarray(net.encoder.mean, dtype=np.float64))
-    enc.create_dataset("std", data=np.asarray(net.encoder.std, dtype=np.float64))
-    enc.create_dataset("in_shape", data=np.asarray(net.encoder.in_shape, dtype=np.int64))
-    enc.attrs["drive_scale"] = float(net.encoder.drive_scale)
     enc.attrs["encoding"] = net.encoder.encoding
-    pools = [getattr(layer, "pool", 1) for layer in net.layers]
+    if isinstance(net.encoder, SpikeInput):
+        enc.create_dataset("shape", data=np.asarray(net.encoder.shape, dtype=np.int64))
+    else:
+        _write_host_encoder(enc, net.encoder)
     meta.create_dataset("layer_pool", data=np.asarray(pools, dtype=np.int64))
     rows = [
         (
@@ -69,6 +75,16 @@ def write_metadata(root: h5py.Group, net: DeployedNetwork) -> None:
         for q in net.quantization
     ]
     meta.create_dataset("quantization", data=np.array(rows, dtype=_QUANT_DTYPE))
+
+
+def _write_host_encoder(enc: h5py.Group, encoder: HostEncoder) -> None:
+    enc.create_dataset("weight", data=np.asarray(encoder.weight, dtype=np.float64))
+    enc.create_dataset("stride", data=np.asarray(encoder.stride, dtype=np.int64))
+    enc.create_dataset("padding", data=np.asarray(encoder.padding, dtype=np.int64))
+    enc.create_dataset("mean", data=np.asarray(encoder.mean, dtype=np.float64))
+    enc.create_dataset("std", data=np.asarray(encoder.std, dtype=np.float64))
+    enc.create_dataset("in_shape", data=np.asarray(encoder.in_shape, dtype=np.int64))
+    enc.attrs["drive_scale"] = float(encoder.drive_scale)
 
 
 def metadata_fields(f: h5py.File) -> Fields | None:
@@ -97,11 +113,24 @@ def read_pools(meta: Fields, count: int) -> list[int]:
     return pools
 
 
-def read_encoder(meta: Fields, version: int) -> HostEncoder:
+def read_readout(meta: Fields) -> str:
+    """How the file's network is read out (potential for files older than the attribute)."""
+    if "readout" not in meta.group.attrs:
+        return "potential"
+    readout = meta.attr_string("readout")
+    if readout not in READOUTS:
+        raise meta.fail(f"readout {readout!r} is not one of {', '.join(READOUTS)}")
+    return readout
+
+
+def read_encoder(meta: Fields, version: int) -> HostEncoder | SpikeInput:
     group = meta.group.get("encoder")
     if not isinstance(group, h5py.Group):
         raise DeployError("/dietsnn: missing encoder group")
     enc = Fields(group, "/dietsnn/encoder")
+    if version >= 2 and enc.attr_string("encoding") == SpikeInput.encoding:
+        shape = enc.ints("shape", sizes=(1, 3)).reshape(-1)
+        return SpikeInput(tuple(int(v) for v in shape))
     weight = enc.array("weight")
     if weight.dtype.kind != "f":
         raise enc.fail(f"weight must be float, got dtype {weight.dtype}")

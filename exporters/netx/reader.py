@@ -4,6 +4,12 @@ Every field is checked against its meaning on the way in (:class:`~.fields.Field
 network then validates itself, and a file of ours must match the digest it was written with.
 Any failure is one DeployError line naming the file's place; HDF5's lazy errors on damaged
 files are turned into the same.
+
+A netx file of another tool (no ``/dietsnn``: lava-dl slayer's ``export_hdf5``, say) takes
+binary spikes (:class:`SpikeInput`): into its input layer, or into the synapses of its first
+layer when it has none (an input layer with a ``shape`` and no neuron only states the shape,
+as netx reads it); the caller names T and how the readout is read (its spike counts, by
+default).
 """
 
 from __future__ import annotations
@@ -16,15 +22,18 @@ import numpy as np
 
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import (
+    READOUTS,
     ConvLayer,
     DenseLayer,
     DeployedNetwork,
     FlattenLayer,
     InputLayer,
     Layer,
+    SpikeInput,
     validate_layers,
 )
 from dietsnn_deploy.spine.neurons import neuron_from_netx
+from dietsnn_deploy.spine.settings import check_timesteps
 from exporters.hdf5 import DAMAGE_ERRORS, is_hdf5
 from exporters.netx.fields import Fields
 from exporters.netx.metadata import (
@@ -33,6 +42,7 @@ from exporters.netx.metadata import (
     read_encoder,
     read_pools,
     read_quantization,
+    read_readout,
     read_version,
 )
 
@@ -46,10 +56,14 @@ def _read_neuron(layer: Fields, spiking: bool):
     return neuron_from_netx(Fields(group, layer.where), spiking)
 
 
-def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int, last: bool):
-    for unsupported in ("delay", "weight_rec"):
-        if kind != "flatten" and fields.has(unsupported):
-            raise fields.fail(f"'{unsupported}' is not supported")
+def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int, spiking: bool):
+    if kind != "flatten" and fields.has("delay"):
+        raise fields.fail(
+            "axonal delays ('delay') are not supported: the emulator and the pipelined Lava "
+            "run assume one step per synapse"
+        )
+    if kind != "flatten" and fields.has("weight_rec"):
+        raise fields.fail("recurrent weights ('weight_rec') are not supported")
     if kind == "input":
         if fields.has("bias"):
             raise fields.fail("an input layer's bias is not supported (netx never applies it)")
@@ -58,7 +72,7 @@ def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int,
         if len(previous) != 3:
             raise fields.fail(f"flatten needs a (C, H, W) input, previous output is {previous}")
         return FlattenLayer(in_shape=previous)
-    neuron = _read_neuron(fields, spiking=not last)
+    neuron = _read_neuron(fields, spiking=spiking)
     weight = fields.ints("weight")
     if kind == "conv":
         if weight.ndim != 4:
@@ -66,7 +80,10 @@ def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int,
         if fields.pair("dilation") != (1, 1) or fields.scalar("groups") != 1:
             raise fields.fail("only dilation 1 and groups 1 are supported")
         if len(previous) != 3:
-            raise fields.fail(f"conv needs a (C, H, W) input, previous output is {previous}")
+            raise fields.fail(
+                f"conv needs a (C, H, W) input, previous output is {previous or 'unknown'} "
+                "(a first conv layer needs an input layer that states its shape)"
+            )
         return ConvLayer(
             weight=weight,
             stride=fields.pair("stride"),
@@ -106,10 +123,15 @@ def _layer_count(f: h5py.File) -> int:
     return count
 
 
-def _read_layers(f: h5py.File, pools: list[int] | None) -> list[Layer]:
+def _read_layers(
+    f: h5py.File, pools: list[int] | None, readout: str
+) -> tuple[list[Layer], tuple[int, ...]]:
+    """The layers and the shape of the spikes into layer 0 (``()`` when it is an input layer
+    of neurons: it takes the drive)."""
     count = _layer_count(f)
     layers: list[Layer] = []
     previous: tuple[int, ...] = ()
+    spike_shape: tuple[int, ...] = ()
     for index in range(count):
         item = f["layer"][str(index)]
         if not isinstance(item, h5py.Group):
@@ -119,12 +141,20 @@ def _read_layers(f: h5py.File, pools: list[int] | None) -> list[Layer]:
         if kind not in SUPPORTED_TYPES:
             raise DeployError(f"layer {index}: unsupported layer type '{kind}'")
         fields.where = f"layer {index} ({kind})"
+        if index == 0 and kind == "input" and not fields.has("neuron"):
+            previous = spike_shape = fields.shape(3)  # spikes straight into layer 1's synapses
+            continue
+        if not layers and kind == "dense":
+            spike_shape = (int(fields.array("weight").shape[-1]),)
+            previous = spike_shape
         pool = 1 if pools is None else pools[index]
-        layer = _read_layer(fields, kind, previous, pool, last=index == count - 1)
+        last = index == count - 1
+        spiking = not last or readout == "spikes"
+        layer = _read_layer(fields, kind, previous, pool, spiking)
         layers.append(layer)
         previous = tuple(int(s) for s in layer.shape)
-    validate_layers(layers)
-    return layers
+    validate_layers(layers, input_shape=spike_shape, readout=readout)
+    return layers, spike_shape
 
 
 @contextmanager
@@ -150,37 +180,66 @@ def _first_line(exc: Exception) -> str:
     return (text[0] if text else type(exc).__name__)[:160]
 
 
-def read_netx_layers(path: str | os.PathLike) -> list[Layer]:
+def read_netx_layers(path: str | os.PathLike, readout: str = "potential") -> list[Layer]:
     """The validated layers of any netx file of the supported kinds (pool 1 when unknown)."""
     with _open(path) as f:
         meta = metadata_fields(f)
         pools = None if meta is None else read_pools(meta, _layer_count(f))
-        return _read_layers(f, pools)
+        return _read_layers(f, pools, readout if meta is None else read_readout(meta))[0]
 
 
-def read_netx(path: str | os.PathLike) -> DeployedNetwork:
-    """Rebuild the :class:`DeployedNetwork` that :func:`write_netx` wrote, validating it.
+def read_netx(
+    path: str | os.PathLike, *, timesteps: int | None = None, readout: str | None = None
+) -> DeployedNetwork:
+    """Rebuild the :class:`DeployedNetwork` of a netx file, validating it.
 
-    Raises DeployError for anything that is not such a file, including a plain netx file
-    without the ``/dietsnn`` metadata (no encoder: images cannot be turned into drive).
+    A file of ours (``/dietsnn`` metadata) is the network :func:`write_netx` wrote, checked
+    against its digest; ``timesteps`` and ``readout`` are refused for it. A file of another
+    tool becomes a :class:`SpikeInput` network run for ``timesteps`` steps (required) whose
+    class scores are the readout's spike counts, or its potential (``readout``).
     """
     with _open(path) as f:
         meta = metadata_fields(f)
         if meta is None:
+            return _read_foreign(f, path, timesteps, readout or "spikes")
+        if timesteps is not None or readout is not None:
             raise DeployError(
-                f"{path}: no /dietsnn group, so no encoder or timesteps to run images "
-                "(read_netx_layers reads the layers alone)"
+                f"{path} is deployed at its own T and readout; -T and --readout apply to "
+                "checkpoints and to netx files of other tools"
             )
         version = read_version(meta)
+        layers, _ = _read_layers(f, read_pools(meta, _layer_count(f)), read_readout(meta))
         net = DeployedNetwork(
             encoder=read_encoder(meta, version),
-            layers=_read_layers(f, read_pools(meta, _layer_count(f))),
+            layers=layers,
             timesteps=meta.attr_int("timesteps"),
             num_classes=meta.attr_int("num_classes"),
             dataset=meta.attr_string("dataset"),
             arch=meta.attr_string("arch"),
             quantization=read_quantization(meta),
+            readout=read_readout(meta),
         )
         net.validate()
         check_digest(meta, net, version)
+    return net
+
+
+def _read_foreign(f: h5py.File, path, timesteps: int | None, readout: str) -> DeployedNetwork:
+    """A netx file without ``/dietsnn``, as a network taking binary spikes."""
+    if readout not in READOUTS:
+        raise DeployError(f"unknown readout {readout!r}; choose from {', '.join(READOUTS)}")
+    if timesteps is None:
+        raise DeployError(
+            f"{path}: a netx file from another tool does not say how many steps it runs; pass -T"
+        )
+    layers, spike_shape = _read_layers(f, None, readout)
+    net = DeployedNetwork(
+        encoder=SpikeInput(spike_shape or tuple(layers[0].shape)),
+        layers=layers,
+        timesteps=check_timesteps(timesteps, "-T"),
+        num_classes=int(layers[-1].shape[0]),
+        arch=os.path.basename(os.fspath(path)),
+        readout=readout,
+    )
+    net.validate()
     return net

@@ -46,10 +46,19 @@ def _write_layer(group: h5py.Group, layer: Layer) -> None:
 
 
 def write_netx(net: DeployedNetwork, path: str | os.PathLike) -> None:
-    """Validate ``net`` and write it atomically as a netx HDF5 file ``netx.hdf5.Network`` loads."""
+    """Validate ``net`` and write it atomically as a netx HDF5 file ``netx.hdf5.Network`` loads.
+
+    A network that takes spikes into a first conv layer gets an input layer 0 holding only
+    the spikes' ``shape`` (netx's way of stating the first conv's input; it builds no layer)."""
     net.validate()
+    shape_only = net.synaptic_input and len(net.input_shape) == 3
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         layers = f.create_group("layer")
-        for index, layer in enumerate(net.layers):
+        if shape_only:
+            group = layers.create_group("0")
+            _write_string(group, "type", "input")
+            group.create_dataset("shape", data=np.asarray(net.input_shape, dtype=np.int64))
+        for index, layer in enumerate(net.layers, start=int(shape_only)):
             _write_layer(layers.create_group(str(index)), layer)
-        write_metadata(f, net)
+        pools = [1] * shape_only + [getattr(layer, "pool", 1) for layer in net.layers]
+        write_metadata(f, net, pools)

@@ -15,6 +15,10 @@ from 1. Checked against a delay-free NumPy model of the LIF step, the schedule i
   while paused, so the run advances in chunks of T steps; the drive is 0 afterwards).
 - The readout potential of image i is ``v`` after step ``(i+1)·T + L − 1``; the run lasts
   ``N·T + L − 1`` steps (not N·T + r + L: one step fewer is enough).
+- A network that takes spikes through its first layer's synapses (no input layer,
+  :class:`~dietsnn_deploy.spine.network.SpikeInput`) gets them on ``net.inp`` during the same
+  steps; that synapse delays them one step more, so the file is loaded with reset offset
+  r = 1 and every step above moves one later (``lead`` = 1).
 
 This is checked for T = 2…6, also with networks deeper than T, against the emulator, and for single
 images run alone against the same images pipelined (tests/test_lava_runner.py,
@@ -48,10 +52,10 @@ import torch
 from tqdm import tqdm
 
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.spine.network import DeployedNetwork
-from dietsnn_deploy.spine.record import HostDrive, SpikeRecord
+from dietsnn_deploy.spine.network import DeployedNetwork, SpikeInput
+from dietsnn_deploy.spine.record import HostDrive, SpikeRasters, SpikeRecord
 from exporters.netx import read_netx, write_netx
-from hw_sim.host import host_drive
+from hw_sim.host import network_drive
 from hw_sim.lava.compat import import_netx
 from hw_sim.lava.lifecycle import DeferredSignals, RuntimeWatchdog, die_with_parent
 
@@ -70,59 +74,78 @@ class LavaResult:
         return self.run_seconds / self.predictions.shape[0]
 
 
+def swap_xy_c(frames: np.ndarray) -> np.ndarray:
+    """(steps, C, H, W) ↔ (steps, W, H, C), our order and Lava's (its own inverse); 1-d
+    frames (steps, n) are the same in both."""
+    return frames.transpose(0, 3, 2, 1) if frames.ndim == 4 else frames
+
+
 class _Recorder:
     """Collects spikes and readout potentials of one pipelined run into per-image arrays."""
 
     def __init__(self, net: DeployedNetwork, count: int) -> None:
         self.timesteps = net.timesteps
         self.count = count
+        self.lead = int(net.synaptic_input)  # the extra synapse before Lava layer 0
         self.neuron_layers = [index for index, _ in net.neuron_layers]
         self.depth = len(self.neuron_layers)  # L
+        self.spiking = [  # Lava layer k of every recorded (spiking) layer
+            k for k, index in enumerate(self.neuron_layers) if net.layers[index].neuron.spiking
+        ]
         self.spikes = {
-            index: np.zeros((net.timesteps, count, *net.layers[index].shape), dtype=bool)
-            for index in self.neuron_layers[:-1]
+            self.neuron_layers[k]: np.zeros(
+                (net.timesteps, count, *net.layers[self.neuron_layers[k]].shape), dtype=bool
+            )
+            for k in self.spiking
         }
         self.readout = np.zeros((count, net.num_classes), dtype=np.int64)
 
     @property
     def total_steps(self) -> int:
-        return self.count * self.timesteps + self.depth - 1
+        return self.count * self.timesteps + self.depth - 1 + self.lead
 
     @property
     def read_offset(self) -> int:
-        """``Read`` offset so that it samples at steps t ≡ L − 1 (mod T)."""
-        return (self.depth - 2) % self.timesteps
+        """``Read`` offset so that it samples at steps t ≡ L − 1 + lead (mod T)."""
+        return (self.depth - 2 + self.lead) % self.timesteps
 
     def store_spikes(self, k: int, ring: np.ndarray, first: int, last: int) -> None:
         """A sink's ring (T, *lava_shape) of Lava layer k, holding steps first..last."""
         steps = np.arange(first, last + 1)
-        offset = steps - 1 - k
+        offset = steps - 1 - k - self.lead
         sample, tau = offset // self.timesteps, offset % self.timesteps
         keep = (sample >= 0) & (sample < self.count)
-        data = ring[(steps[keep] - 1) % self.timesteps]
-        if data.ndim == 4:  # (steps, W, H, C) → (steps, C, H, W)
-            data = data.transpose(0, 3, 2, 1)
+        data = swap_xy_c(ring[(steps[keep] - 1) % self.timesteps])
         self.spikes[self.neuron_layers[k]][tau[keep], sample[keep]] = data != 0
 
     def store_readout(self, v: np.ndarray, step: int) -> int | None:
         """Keep ``v`` read after ``step`` if that ends an image's window; return the image."""
-        sample = (step - self.depth + 1) // self.timesteps - 1
+        sample = (step - self.depth + 1 - self.lead) // self.timesteps - 1
         if 0 <= sample < self.count:
             self.readout[sample] = v
             return sample
         return None
 
-    def record(self, net: DeployedNetwork, frames: torch.Tensor | None) -> SpikeRecord:
+    def record(self, net: DeployedNetwork, drive: HostDrive) -> SpikeRecord:
         spikes = [
             torch.from_numpy(self.spikes[i]) if i in self.spikes else None
             for i in range(len(net.layers))
         ]
-        return SpikeRecord(spikes=spikes, readout=torch.from_numpy(self.readout), frames=frames)
+        inputs = drive.steps(net.timesteps).bool() if isinstance(net.encoder, SpikeInput) else None
+        return SpikeRecord(
+            spikes=spikes,
+            readout=torch.from_numpy(self.readout),
+            frames=drive.frames,
+            input_spikes=inputs,
+        )
 
 
-def _load(path_or_net: DeployedNetwork | str | os.PathLike, folder: str) -> tuple:
-    """(DeployedNetwork, netx file path); a network object is exported into ``folder``."""
+def _load(path_or_net: DeployedNetwork | str | os.PathLike, folder: str, file) -> tuple:
+    """(DeployedNetwork, netx file path); a network object is exported into ``folder``
+    unless ``file`` is the netx file it was read from."""
     if isinstance(path_or_net, DeployedNetwork):
+        if file is not None:
+            return path_or_net, Path(file)
         path = Path(folder) / "network.net"
         write_netx(path_or_net, path)
         return path_or_net, path
@@ -131,30 +154,32 @@ def _load(path_or_net: DeployedNetwork | str | os.PathLike, folder: str) -> tupl
 
 def run_lava(
     path_or_net: DeployedNetwork | str | os.PathLike,
-    images: torch.Tensor,
+    images: torch.Tensor | SpikeRasters,
     *,
     progress: bool = True,
     seed: int = 0,
+    file: str | os.PathLike | None = None,
 ) -> LavaResult:
     """Run ``images`` (N, C, H, W) through the network on Lava in one pipelined run.
 
-    ``images`` are float pixels in [0, 1] before mean/std, as :func:`hw_sim.host.host_drive`
-    takes them (random input frames drawn under ``seed``, image by image). Returns spikes of
-    every spiking layer (T, N, *shape), the readout potential after T steps
-    (N, num_classes) and the predicted classes.
+    ``images`` are float pixels in [0, 1] before mean/std, as :func:`hw_sim.host.network_drive`
+    takes them (random input frames drawn under ``seed``, image by image), or a SpikeInput
+    network's rasters. Returns spikes of every spiking layer (T, N, *shape), the readout
+    potential after T steps (N, num_classes) and the predicted classes. ``file`` is the
+    netx file a network object was read from: Lava then loads that file as it is.
     """
     with tempfile.TemporaryDirectory(prefix="lava_run_") as folder:
-        net, path = _load(path_or_net, folder)
-        if images.shape[0] < 1:
+        net, path = _load(path_or_net, folder, file)
+        if len(images) < 1:
             raise DeployError("run_lava needs at least one image")
-        drive = host_drive(net.encoder, images, net.timesteps, seed=seed)
+        drive = network_drive(net, images, seed=seed)
         return _run(net, path, drive, Path(folder), progress)
 
 
 def _drive_frames(drive: HostDrive, image: int, timesteps: int) -> np.ndarray:
     """The T frames (T, W, H, C) of image ``image``'s drive, int32, in Lava's order."""
-    frames = drive.steps(timesteps)[:, image].numpy()  # (T, C, H, W)
-    return np.ascontiguousarray(frames.transpose(0, 3, 2, 1)).astype(np.int32)
+    frames = drive.steps(timesteps)[:, image].numpy()  # (T, C, H, W) or (T, n)
+    return np.ascontiguousarray(swap_xy_c(frames)).astype(np.int32)
 
 
 def _run(
@@ -182,17 +207,21 @@ def _run(
         if layer.neuron.refractory > 1
     }
     with refractory_layers(periods):
-        lava_net = netx.hdf5.Network(net_config=str(path), reset_interval=T)
+        lava_net = netx.hdf5.Network(
+            net_config=str(path), reset_interval=T, reset_offset=recorder.lead
+        )
     lava_net.net_config.f.close()  # netx leaves the file open; every layer is built by now
     if len(lava_net.layers) != recorder.depth:
         raise DeployError(f"netx built {len(lava_net.layers)} layers, expected {recorder.depth}")
-    input_neurons = lava_net.in_layer.neuron
-    source = FrameSource(shape=input_neurons.a_in.shape, path=folder / "drive.npy")
-    ring = frames_file(folder / "drive.npy", T, input_neurons.a_in.shape)
+    # the drive enters the input neurons' a_in, or spikes the first layer's synapses
+    target = lava_net.in_layer.inp if recorder.lead else lava_net.in_layer.neuron.a_in
+    source = FrameSource(shape=target.shape, path=folder / "drive.npy")
+    ring = frames_file(folder / "drive.npy", T, target.shape)
     ring[:] = _drive_frames(drive, 0, T)
-    source.s_out.connect(input_neurons.a_in)
+    source.s_out.connect(target)
     sinks, rings = [], []
-    for k, layer in enumerate(lava_net.layers[:-1]):
+    for k in recorder.spiking:
+        layer = lava_net.layers[k]
         rings.append(frames_file(folder / f"spikes{k}.npy", T, layer.out.shape))
         sinks.append(FrameSink(shape=layer.out.shape, path=folder / f"spikes{k}.npy"))
         layer.out.connect(sinks[-1].a_in)
@@ -214,10 +243,10 @@ def _run(
         finally:
             bar.close()
             lava_net.stop()
-    readout = torch.from_numpy(recorder.readout)
+    record = recorder.record(net, drive)
     return LavaResult(
-        record=recorder.record(net, drive.frames),
-        predictions=readout.argmax(dim=1),
+        record=record,
+        predictions=net.class_scores(record).argmax(dim=1),
         build_seconds=build_seconds,
         run_seconds=time.perf_counter() - started - build_seconds,
     )
@@ -231,7 +260,7 @@ def _steps(lava_net, recorder, rings, reader, ring, drive, signals, bar, run_ste
         signals.checkpoint()
         steps = min(T, recorder.total_steps - done)
         lava_net.run(condition=run_steps(num_steps=steps))
-        for k, spikes in enumerate(rings):
+        for k, spikes in zip(recorder.spiking, rings, strict=True):
             recorder.store_spikes(k, spikes, done + 1, done + steps)
         read_step = done + 1 + (recorder.read_offset - done) % T
         if read_step <= done + steps and (
