@@ -52,7 +52,7 @@ from dietsnn_deploy.spine.neurons import get_neuron_model
 from dietsnn_deploy.spine.record import HostDrive, SpikeRasters, SpikeRecord
 from dietsnn_deploy.spine.settings import check_memory
 from hw_sim.host import network_drive
-from hw_sim.synapses import ConvSynapse, DenseSynapse
+from hw_sim.synapses import ConvSynapse, DelayedDenseSynapse, DenseSynapse
 
 
 class Emulator:
@@ -69,7 +69,7 @@ class Emulator:
         self.net = net
         self.saturate_a_in = saturate_a_in
         self.device = torch.device(device)
-        self.synapses: list[ConvSynapse | DenseSynapse | None] = []
+        self.synapses: list[ConvSynapse | DenseSynapse | DelayedDenseSynapse | None] = []
         previous_shape = net.input_shape
         for index, layer in enumerate(net.layers):
             if isinstance(layer, ConvLayer):
@@ -77,7 +77,8 @@ class Emulator:
             elif isinstance(layer, DenseLayer):
                 previous = net.layers[index - 1] if index else None
                 unflat = previous.in_shape if isinstance(previous, FlattenLayer) else previous_shape
-                self.synapses.append(DenseSynapse(layer, tuple(unflat), self.device))
+                kind = DenseSynapse if layer.delay is None else DelayedDenseSynapse
+                self.synapses.append(kind(layer, tuple(unflat), self.device))
             else:
                 self.synapses.append(None)
             previous_shape = tuple(layer.shape)
@@ -132,10 +133,9 @@ class Emulator:
 
     def _synaptic_current(self, layer, synapse, spikes: torch.Tensor):
         """(current (T, B, ...) = a_in << 6, wrapped where it can wrap; clipped count)."""
-        steps, batch = spikes.shape[:2]
-        a_in = synapse(spikes.reshape(steps * batch, *spikes.shape[2:]))
+        a_in = synapse.over_time(spikes)
         clipped = self._saturate(a_in)
-        current = a_in.reshape(steps, batch, *a_in.shape[1:]).bitwise_left_shift_(STATE_SHIFT)
+        current = a_in.bitwise_left_shift_(STATE_SHIFT)
         memoryless = layer.neuron.i_decay == DECAY_UNITY  # else the model wraps u itself
         if memoryless and synapse.bound << STATE_SHIFT >= U_WRAP:  # else wrap = identity
             current = wrap_current(current)

@@ -5,6 +5,9 @@ Read off lava-nc 0.10.0 / lava-dl 0.6.0 (``PyDenseModelBitAcc``, ``PyConvModelFi
 
     conv:   a_in = wrap24(conv2d(s, W))                        wrap24(x) = (x + 2²³) mod 2²⁴ − 2²³
     dense:  a_in = floor(Σ_active W_eff / 2**s)                 W_eff, s from lava_dense_weights
+    dense with axonal delays (Lava's ``PyDelayDenseModelBitAcc``), per synapse delay D_ij:
+            a_in[t] = Σ_d floor(Σ_{D_ij = d} W_eff_ij · s_j[t − d] / 2**s)   (each delay's sum
+            is shifted on its own, and arrives d steps after a plain dense synapse's)
 
 Float convs and matmuls are exact here: inputs are spike counts ≥ 0 and every partial sum is
 bounded by the layer's largest per-neuron L1 weight norm (:func:`geometry.fan_in_l1`); float32
@@ -96,7 +99,17 @@ def _chunks(x: torch.Tensor) -> list[torch.Tensor]:
     return list(torch.split(x, max(1, CHUNK_ELEMENTS // per_row)))
 
 
-class ConvSynapse:
+class _StepwiseSynapse:
+    """A synapse without memory: every step's input from that step's spikes alone."""
+
+    def over_time(self, spikes: torch.Tensor) -> torch.Tensor:
+        """a_in (T, B, ...) of spikes (T, B, ...)."""
+        steps, batch = spikes.shape[:2]
+        a_in = self(spikes.reshape(steps * batch, *spikes.shape[2:]))
+        return a_in.reshape(steps, batch, *a_in.shape[1:])
+
+
+class ConvSynapse(_StepwiseSynapse):
     """wrap24(conv2d(spikes, W)) for a :class:`ConvLayer`, pooled input summed first."""
 
     def __init__(self, layer: ConvLayer, device: torch.device | None = None) -> None:
@@ -126,7 +139,7 @@ class ConvSynapse:
         return wrap24(a_in) if self.wraps else a_in
 
 
-class DenseSynapse:
+class DenseSynapse(_StepwiseSynapse):
     """floor(Σ_active W_eff / 2**s) for a :class:`DenseLayer`; pooled input summed first."""
 
     def __init__(
@@ -155,3 +168,33 @@ class DenseSynapse:
             y = x.reshape(x.shape[0], -1) @ self.weight_t
             outputs.append(y.to(torch.int64))  # exact integers already (see module doc)
         return torch.cat(outputs) >> self.shift  # arithmetic shift = floor
+
+
+class DelayedDenseSynapse:
+    """A :class:`DenseLayer` with axonal delays (module doc): one masked copy of W_eff per
+    distinct delay d, whose floored sums arrive d steps late (those past step T are lost)."""
+
+    def __init__(
+        self, layer: DenseLayer, in_shape: tuple[int, ...], device: torch.device | None = None
+    ) -> None:
+        if layer.pool > 1:
+            raise DeployError("a dense layer with delays cannot fold a pool")
+        dense = DenseSynapse(layer, in_shape, device)
+        self.shift, self.dtype = dense.shift, dense.dtype
+        delay = torch.from_numpy(np.asarray(layer.delay, np.int64).T.copy()).to(device)
+        self.groups = [
+            (int(d), dense.weight_t * (delay == d).to(dense.dtype))
+            for d in torch.unique(delay).tolist()
+        ]
+        self.bound = dense.bound + len(self.groups)  # each delay's floor may add one
+
+    def over_time(self, spikes: torch.Tensor) -> torch.Tensor:
+        """a_in (T, B, out) of spikes (T, B, in)."""
+        steps, batch = spikes.shape[:2]
+        x = spikes.reshape(steps, batch, -1).to(self.dtype)
+        a_in = torch.zeros((steps, batch, self.groups[0][1].shape[1]), dtype=torch.int64,
+                           device=spikes.device)  # fmt: skip
+        for d, weight_t in self.groups:
+            if d < steps:
+                a_in[d:] += (x[: steps - d] @ weight_t).to(torch.int64) >> self.shift
+        return a_in

@@ -11,6 +11,8 @@ and no neuron. ``random_foreign(kind, seed)`` builds one of:
   → flatten → dense 24 (iDecay 2048) → dense 10
 - ``"input"``: input layer of neurons (1, 8, 8) → conv 3×3 stride 2 (6 ch) → flatten →
   dense 10
+- ``"delay"``: spikes (64,) → dense 32 with axonal delays 0–4 per output neuron → dense 10
+  with delays 0–3 per input (iDecay 1024)
 
 with odd, mixed-sign weights, for spikes rate-coded from 8×8 digits.
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-KINDS = ("dense", "conv", "input")
+KINDS = ("dense", "conv", "input", "delay")
 
 
 def _string(group: h5py.Group, name: str, value: str) -> None:
@@ -43,7 +45,8 @@ def _odd(rng: np.random.Generator, shape, high: int) -> np.ndarray:
     return weight.astype(np.float32)
 
 
-def _dense(layers, index, rng, inputs, outputs, *, threshold, v_decay, i_decay=4096, bias=False):
+def _dense(layers, index, rng, inputs, outputs, *, threshold, v_decay, i_decay=4096, bias=False,
+           delay=None):  # fmt: skip
     group = layers.create_group(str(index))
     _string(group, "type", "dense")
     group.create_dataset("shape", data=np.array([outputs]))
@@ -52,6 +55,8 @@ def _dense(layers, index, rng, inputs, outputs, *, threshold, v_decay, i_decay=4
     group.create_dataset("weight", data=_odd(rng, (outputs, inputs), 60))
     if bias:
         group.create_dataset("bias", data=rng.integers(-8, 9, size=outputs).astype(np.float32))
+    if delay is not None:
+        group.create_dataset("delay", data=delay.astype(np.float32))  # slayer writes floats
     _neuron(group, threshold=threshold, v_decay=v_decay, i_decay=i_decay)
 
 
@@ -105,6 +110,11 @@ def random_foreign(kind: str, seed: int, path: str | Path) -> Path:
             out = _conv(layers, 1, rng, (1, 8, 8), 6, 2, threshold=50)
             _flatten(layers, 2)
             _dense(layers, 3, rng, int(np.prod(out)), 10, threshold=60, v_decay=100)
+        elif kind == "delay":
+            _dense(layers, 0, rng, 64, 32, threshold=40, v_decay=123,
+                   delay=rng.integers(0, 5, size=32))  # fmt: skip
+            _dense(layers, 1, rng, 32, 10, threshold=30, v_decay=123, i_decay=1024,
+                   delay=rng.integers(0, 4, size=32))  # fmt: skip
         else:
             raise ValueError(f"unknown kind {kind!r}; choose from {KINDS}")
     return path

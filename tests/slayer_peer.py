@@ -45,14 +45,15 @@ def rate_spikes(images: torch.Tensor, timesteps: int, seed: int) -> torch.Tensor
 
 
 class SlayerNet(torch.nn.Module):
-    """Dense 64 → 64 → 10 of slayer CUBA blocks, exported as lava-dl's tutorials do."""
+    """Dense 64 → 64 → 10 of slayer CUBA blocks, exported as lava-dl's tutorials do;
+    ``delay``: the hidden block learns an axonal delay per neuron."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: bool = False) -> None:
         super().__init__()
         slayer = import_slayer()
         self.blocks = torch.nn.ModuleList(
             [
-                slayer.block.cuba.Dense(NEURON, 64, 64, weight_norm=True),
+                slayer.block.cuba.Dense(NEURON, 64, 64, weight_norm=True, delay=delay),
                 slayer.block.cuba.Dense(NEURON, 64, 10, weight_norm=True),
             ]
         )
@@ -75,12 +76,12 @@ class SlayerNet(torch.nn.Module):
                 block.export_hdf5(layers.create_group(str(index)))
 
 
-def train_slayer(timesteps: int, epochs: int, seed: int = 0) -> SlayerNet:
+def train_slayer(timesteps: int, epochs: int, seed: int = 0, delay: bool = False) -> SlayerNet:
     """Train on the digits training split with slayer's own loss and assistant."""
     slayer = import_slayer()
     torch.manual_seed(seed)
     images, labels = digits("train")
-    net = SlayerNet()
+    net = SlayerNet(delay)
     optimizer = torch.optim.Adam(net.parameters(), lr=0.003)
     loss = slayer.loss.SpikeRate(true_rate=0.5, false_rate=0.05, reduction="sum")
     assistant = slayer.utils.Assistant(net, loss, optimizer, slayer.utils.LearningStats(),

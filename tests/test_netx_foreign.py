@@ -4,6 +4,7 @@ agreement with Lava on networks of every accepted feature."""
 from __future__ import annotations
 
 import json
+import re
 
 import h5py
 import numpy as np
@@ -16,7 +17,7 @@ from foreign_netx import KINDS, random_foreign
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.services.inputs import load_test_images
 from dietsnn_deploy.spine.network import ConvLayer, DenseLayer, InputLayer, SpikeInput
-from dietsnn_deploy.spine.record import SpikeRasters
+from dietsnn_deploy.spine.record import HostDrive, SpikeRasters
 from exporters.netx import read_netx, write_netx
 from hw_sim.emulator import Emulator, classify
 from hw_sim.host import network_drive, spike_drive
@@ -191,19 +192,23 @@ def test_cli_refuses_bad_spike_input(tmp_path, monkeypatch, capsys, args, messag
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda f: f["layer/1"].create_dataset("delay", data=np.ones(10)), "axonal delays"),
+        (lambda f: f["layer/1"].create_dataset("delay", data=np.ones(4)), "(netx ignores it)"),
+        (lambda f: f["layer/3"].create_dataset("delay", data=np.ones((24, 256))), "fits neither"),
+        (
+            lambda f: f["layer/3"].create_dataset("delay", data=np.full(24, 63)),
+            "layer 3 (dense): delays outside [0, 62]",
+        ),  # numbered as in the file
         (lambda f: f.__delitem__("layer/0"), "a first conv layer needs an input layer"),
         (lambda f: f["layer/1/neuron/gradedSpike"].write_direct(np.array(True)), "graded spikes"),
     ],
 )
 def test_unsupported_foreign_features_are_refused(tmp_path, edit, message):
-    kind = "dense" if "delay" in message else "conv"
-    path = _write(random_foreign(kind, 0, tmp_path / "n.net"), edit)
+    path = _write(random_foreign("conv", 0, tmp_path / "n.net"), edit)
     if "input layer" in message:  # renumber so that the conv is layer 0
         with h5py.File(path, "a") as f:
             for i in range(1, len(f["layer"]) + 1):
                 f["layer"].move(str(i), str(i - 1))
-    with pytest.raises(DeployError, match=message):
+    with pytest.raises(DeployError, match=re.escape(message)):
         read_netx(path, timesteps=T)
 
 
@@ -217,3 +222,44 @@ def test_options_meant_for_other_files_are_refused(tmp_path, monkeypatch, capsys
         from fixtures_nets import random_network
 
         network_drive(random_network("dense", 0), SpikeRasters(torch.zeros(1, 2, 3)))
+
+
+def test_delays_by_hand_and_in_netx_layouts(tmp_path):
+    """A spike at step τ through a synapse of delay d reaches the neuron at step τ + d (the
+    delay-free schedule), each delay's sum floored on its own; netx's 1-d layouts expand."""
+    path = random_foreign("delay", 0, tmp_path / "d.net")
+    net = read_netx(path, timesteps=T)
+    first = net.layers[0]
+    assert first.delay.shape == (32, 64) and np.all(first.delay == first.delay[:, :1])
+    assert np.all(net.layers[1].delay == net.layers[1].delay[:1, :])  # per input
+    spikes = torch.zeros((T, 1, 64), dtype=torch.int64)
+    spikes[1, 0, 5] = 1
+    record = Emulator(net).run(HostDrive(drive=spikes))
+    plain = read_netx(random_foreign("delay", 0, tmp_path / "p.net"), timesteps=T)
+    synapse = Emulator(plain).synapses[0]
+    a_in = synapse.over_time(spikes)  # with delays: column 5 of W arrives 1 + delay late
+    weight = plain.layers[0].weight[:, 5]
+    for out in range(32):
+        arrival = 1 + int(first.delay[out, 5])
+        expected = np.zeros(T, np.int64)
+        if arrival < T:
+            expected[arrival] = weight[out]
+        assert a_in[:, 0, out].tolist() == expected.tolist(), out
+    assert record.spikes[0][0].sum() == 0  # nothing before the spike arrives
+    with h5py.File(path, "a") as f:
+        del f["layer/0/delay"]
+        f["layer/0"].create_dataset("delay", data=3.0)  # a scalar: every synapse
+    assert np.all(read_netx(path, timesteps=T).layers[0].delay == 3)
+
+
+def test_lava_blank_samples_cover_the_delays_and_refuse_them_after_a_bias(tmp_path):
+    from hw_sim.lava.runner import blank_samples
+
+    net = read_netx(random_foreign("delay", 0, tmp_path / "d.net"), timesteps=T)
+    total = int(net.layers[0].delay.max() + net.layers[1].delay.max())
+    assert blank_samples(net) == -(-total // T) >= 1
+    path = random_foreign("delay", 0, tmp_path / "b.net")
+    with h5py.File(path, "a") as f:
+        f["layer/0"].create_dataset("bias", data=np.ones(32))
+    with pytest.raises(DeployError, match="delays after a layer with a bias"):
+        blank_samples(read_netx(path, timesteps=T))

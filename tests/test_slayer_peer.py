@@ -1,11 +1,13 @@
-"""A network trained with lava-dl's slayer and exported by its ``export_hdf5`` runs through our
-simulators: the emulator gives slayer's own spike counts, and Lava the emulator's spikes."""
+"""Networks trained with lava-dl's slayer and exported by its ``export_hdf5`` run through our
+simulators: the emulator gives slayer's own spike counts, and Lava the emulator's spikes; also
+with slayer's learned axonal delays."""
 
 from __future__ import annotations
 
 import json
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from cli_helpers import run_main
@@ -78,3 +80,35 @@ def test_cli_runs_slayers_file_on_both_backends(trained, monkeypatch, capsys):
         reports.append(json.loads(out))
     assert reports[0]["predictions"] == reports[1]["predictions"]
     assert reports[0]["spike_counts"] == reports[1]["spike_counts"]
+
+
+@pytest.fixture(scope="module")
+def delayed(tmp_path_factory):
+    """A slayer network whose hidden block learned axonal delays (8 epochs, about 7 s), its
+    delays then set to whole steps 0…5 (what slayer learns is mostly 0 or 1 this briefly)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = train_slayer(T, epochs=8, delay=True)
+    generator = torch.Generator().manual_seed(0)
+    delay = net.blocks[0].delay.delay
+    delay.data = torch.randint(0, 6, delay.shape, generator=generator).to(delay.dtype)
+    path = tmp_path_factory.mktemp("slayer") / "delayed.net"
+    net.export_hdf5(path)
+    return net, path
+
+
+def test_emulator_and_lava_follow_slayers_axonal_delays(delayed):
+    from hw_sim.lava.runner import blank_samples, run_lava
+
+    net, path = delayed
+    deployed = read_netx(path, timesteps=T)
+    delays = deployed.layers[0].delay
+    assert delays.max() == 5 and np.all(delays == delays[:, :1])  # one per hidden neuron
+    images, labels = digits("test")
+    ours = classify(deployed, images, progress=False, seed=SEED)
+    assert torch.equal(ours.readout, _slayer_counts(net, images, shift=False))
+    assert float((ours.predictions == labels).double().mean()) > 0.5
+    assert blank_samples(deployed) == 1  # Lava: one blank sample after each image
+    lava = run_lava(deployed, images[:6], progress=False, seed=SEED, file=path)
+    emulated = Emulator(deployed).run(network_drive(deployed, images[:6], seed=SEED))
+    assert_records_agree(lava.record, emulated, deployed, rates=(0.02, 0.9))

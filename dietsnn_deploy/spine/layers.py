@@ -16,6 +16,7 @@ from dietsnn_deploy.spine import geometry
 from dietsnn_deploy.spine.loihi import (
     BIAS_MAX,
     DECAY_UNITY,
+    DELAY_MAX,
     STATE_SHIFT,
     THRESHOLD_MAX,
     check_weight_mantissas,
@@ -204,12 +205,15 @@ class DenseLayer:
     ``pool`` as in :class:`ConvLayer`: a k×k pool folded before the flatten repeats each
     weight over its window of the unpooled map, so ``in`` is k² × the ANN's input width.
     ``bias`` is one bias_mant per neuron (out,), as in :class:`ConvLayer`, or None.
+    ``delay`` is each synapse's axonal delay (out, in) in steps, 0…62, added to the one step
+    every synapse takes (a_in[t] = Σ_j W_ij · s_j[t − delay_ij]), or None (no delays).
     """
 
     weight: np.ndarray
     neuron: Neuron
     pool: int = 1
     bias: np.ndarray | None = _optional(None)
+    delay: np.ndarray | None = _optional(None)
     kind: Literal["dense"] = "dense"
 
     @property
@@ -244,6 +248,7 @@ class DenseLayer:
             raise DeployError(f"{where}: {self.in_features} inputs do not fold a {self.pool}² pool")
         _check_weights(weight, where, dense=True, netx_exact=netx_exact)
         _check_bias(self.bias, self.shape[0], where)
+        _check_delay(self.delay, weight.shape, self.pool, where)
 
     def bias_current(self) -> np.ndarray | None:
         """``bias << 6`` as it enters v each step, shaped to broadcast over (…, out)."""
@@ -296,6 +301,22 @@ def _check_bias(bias, channels: int, where: str) -> None:
         raise DeployError(f"{where}: bias outside the 13-bit range [{-BIAS_MAX - 1}, {BIAS_MAX}]")
 
 
+def _check_delay(delay, shape: tuple[int, ...], pool: int, where: str) -> None:
+    """None, or one integer delay in [0, DELAY_MAX] per synapse, without a folded pool."""
+    if delay is None:
+        return
+    delay = np.asarray(delay)
+    if not np.issubdtype(delay.dtype, np.integer) or delay.shape != tuple(shape):
+        raise DeployError(
+            f"{where}: delay must be integers of the weight's shape {tuple(shape)}, got "
+            f"{delay.dtype} {delay.shape}"
+        )
+    if delay.size and (delay.min() < 0 or delay.max() > DELAY_MAX):
+        raise DeployError(f"{where}: delays outside [0, {DELAY_MAX}] steps (netx clamps them)")
+    if pool > 1:
+        raise DeployError(f"{where}: a dense layer with delays cannot fold a pool")
+
+
 def _check_pool(where: str, pool) -> None:
     if not is_integer(pool) or pool < 1:
         raise DeployError(f"{where}: pool must be an integer ≥ 1, got {pool}")
@@ -312,6 +333,7 @@ def validate_layers(
     netx_exact: bool = True,
     input_shape: tuple[int, ...] = (),
     readout: str = "potential",
+    first_index: int = 0,
 ) -> None:
     """Check the layer chain: the first layer, every layer's own rules against the previous
     output, and a dense readout last.
@@ -320,14 +342,15 @@ def validate_layers(
     off chip) a conv or dense layer that takes them. With ``readout`` "potential" the readout
     is non-spiking and its threshold out of reach; with "spikes" it spikes, and its spike
     counts are the scores. ``netx_exact=False`` accepts any integer weights (what a simulator
-    can run) instead of only those netx loads unaltered (what the exporter writes)."""
+    can run) instead of only those netx loads unaltered (what the exporter writes). Errors
+    number the layers from ``first_index`` (a file's number of ``layers[0]``)."""
     if len(layers) < 2 and not (input_shape and layers):
         raise DeployError("network must have an input layer and a readout (2 layers at least)")
     if not isinstance(layers[0], InputLayer) and not input_shape:
         raise DeployError(
             "network must start with an input layer (a first conv or dense layer needs spike input)"
         )
-    last = len(layers) - 1
+    last = len(layers) - 1 + first_index
     final = layers[-1]
     spike_readout = readout == "spikes"
     if not isinstance(final, DenseLayer) or final.neuron.spiking != spike_readout:
@@ -340,7 +363,7 @@ def validate_layers(
         )
     previous: tuple[int, ...] = () if isinstance(layers[0], InputLayer) else tuple(input_shape)
     for index, layer in enumerate(layers):
-        name = where(index, layer)
+        name = where(index + first_index, layer)
         layer.check(name, previous, netx_exact)
         if isinstance(layer, DenseLayer) and layer.pool > 1:
             _check_dense_pool(name, layer, layers[index - 1] if index else None)

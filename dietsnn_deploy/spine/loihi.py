@@ -35,6 +35,9 @@ STATE_SHIFT = 6  # a_in, bias and threshold enter v shifted left by 6 bits
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit mixed-sign mantissas (even values)
 THRESHOLD_MAX = 2**17 - 1  # vThMant, 17-bit unsigned
 BIAS_MAX = 4095  # bias_mant, 13-bit signed on hardware (−4096 … 4095)
+#: Longest axonal delay netx keeps (steps beyond a plain synapse's one; it clamps longer ones,
+#: and Loihi 2 holds 6 bits)
+DELAY_MAX = 62
 V_LIMIT = 2**23 - 1  # v is clipped to ±V_LIMIT (24-bit state)
 U_WRAP = 2**23  # the current u wraps at ±2²³ (24-bit register)
 A_IN_MIN, A_IN_MAX = -(2**15), 2**15 - 1  # the neuron's a_in port is int16 on hardware

@@ -57,11 +57,8 @@ def _read_neuron(layer: Fields, spiking: bool):
 
 
 def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int, spiking: bool):
-    if kind != "flatten" and fields.has("delay"):
-        raise fields.fail(
-            "axonal delays ('delay') are not supported: the emulator and the pipelined Lava "
-            "run assume one step per synapse"
-        )
+    if kind in ("input", "conv") and fields.has("delay"):
+        raise fields.fail(f"a {kind} layer's 'delay' is not supported (netx ignores it)")
     if kind != "flatten" and fields.has("weight_rec"):
         raise fields.fail("recurrent weights ('weight_rec') are not supported")
     if kind == "input":
@@ -99,7 +96,26 @@ def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int,
     (size,) = fields.shape(1)
     if weight.shape[0] != size:
         raise fields.fail(f"weight has {weight.shape[0]} rows, shape says {size} neurons")
-    return DenseLayer(weight=weight, neuron=neuron, pool=pool, bias=_read_bias(fields, size))
+    return DenseLayer(weight=weight, neuron=neuron, pool=pool, bias=_read_bias(fields, size),
+                      delay=_read_delay(fields, weight.shape))  # fmt: skip
+
+
+def _read_delay(fields: Fields, shape: tuple[int, int]) -> np.ndarray | None:
+    """Each synapse's delay (out, in), int64, as netx expands the field: one value for all,
+    one per output neuron (checked first, as netx does), or one per input; or None."""
+    if not fields.has("delay"):
+        return None
+    delay = fields.ints("delay")
+    if delay.ndim == 0:
+        return np.full(shape, int(delay), np.int64)
+    if delay.ndim == 1 and delay.size == shape[0]:
+        return np.repeat(delay.reshape(-1, 1), shape[1], axis=1)
+    if delay.ndim == 1 and delay.size == shape[1]:
+        return np.repeat(delay.reshape(1, -1), shape[0], axis=0)
+    raise fields.fail(
+        f"delay of shape {delay.shape} fits neither the {shape[0]} outputs nor the {shape[1]} "
+        "inputs (netx refuses it)"
+    )
 
 
 def _read_bias(fields: Fields, channels: int):
@@ -153,7 +169,8 @@ def _read_layers(
         layer = _read_layer(fields, kind, previous, pool, spiking)
         layers.append(layer)
         previous = tuple(int(s) for s in layer.shape)
-    validate_layers(layers, input_shape=spike_shape, readout=readout)
+    skipped = count - len(layers)  # 1 after a shape-only input layer: name file layers
+    validate_layers(layers, input_shape=spike_shape, readout=readout, first_index=skipped)
     return layers, spike_shape
 
 

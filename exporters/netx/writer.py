@@ -9,6 +9,7 @@ import h5py
 import numpy as np
 
 from dietsnn_deploy.atomic import atomic_path
+from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.spine.network import ConvLayer, DenseLayer, DeployedNetwork, FlattenLayer, Layer
 from dietsnn_deploy.spine.neurons import get_neuron_model
 from exporters.netx.metadata import write_metadata
@@ -40,9 +41,21 @@ def _write_layer(group: h5py.Group, layer: Layer) -> None:
         group.create_dataset("groups", data=1)
     elif isinstance(layer, DenseLayer):
         group.create_dataset("weight", data=layer.weight.astype(np.int16))  # 8-bit values
+        if layer.delay is not None:
+            group.create_dataset("delay", data=_compact_delay(np.asarray(layer.delay)))
     if getattr(layer, "bias", None) is not None:
         group.create_dataset("bias", data=np.asarray(layer.bias, dtype=np.int64))
     _write_neuron(group, layer)
+
+
+def _compact_delay(delay: np.ndarray) -> np.ndarray:
+    """The 1-d form netx takes: one delay per output neuron, or one per input (netx reads no
+    (out, in) matrix)."""
+    if np.all(delay == delay[:, :1]):
+        return delay[:, 0].astype(np.int64)
+    if np.all(delay == delay[:1, :]) and delay.shape[0] != delay.shape[1]:
+        return delay[0].astype(np.int64)  # (netx would read a square one as per output)
+    raise DeployError("netx stores one delay per output neuron, or per input of a non-square layer")
 
 
 def write_netx(net: DeployedNetwork, path: str | os.PathLike) -> None:

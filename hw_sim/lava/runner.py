@@ -15,6 +15,10 @@ from 1. Checked against a delay-free NumPy model of the LIF step, the schedule i
   while paused, so the run advances in chunks of T steps; the drive is 0 afterwards).
 - The readout potential of image i is ``v`` after step ``(i+1)·T + L − 1``; the run lasts
   ``N·T + L − 1`` steps (not N·T + r + L: one step fewer is enough).
+- Axonal delays (dense ``delay``) carry spikes past the end of an image's window, and Lava's
+  reset clears neurons, not synapses: ``gap`` = ⌈Σ max delay / T⌉ blank samples (no input)
+  follow every image so that nothing of one image reaches the next. A layer with a bias
+  upstream of a delayed synapse fires in the blank samples too, so that is refused.
 - A network that takes spikes through its first layer's synapses (no input layer,
   :class:`~dietsnn_deploy.spine.network.SpikeInput`) gets them on ``net.inp`` during the same
   steps; that synapse delays them one step more, so the file is loaded with reset offset
@@ -173,7 +177,61 @@ def run_lava(
         if len(images) < 1:
             raise DeployError("run_lava needs at least one image")
         drive = network_drive(net, images, seed=seed)
-        return _run(net, path, drive, Path(folder), progress)
+        gap = blank_samples(net)
+        if gap == 0:
+            return _run(net, path, drive, Path(folder), progress)
+        result = _run(net, path, _spaced(drive, gap), Path(folder), progress)
+        return _unspaced(result, net, len(images), gap)
+
+
+def blank_samples(net: DeployedNetwork) -> int:
+    """Blank samples to put after each image so that delayed spikes die out (module doc)."""
+    total, biased = 0, False
+    for index, layer in enumerate(net.layers):
+        delay = getattr(layer, "delay", None)
+        if delay is not None and np.any(delay):
+            if biased:
+                raise DeployError(
+                    f"layer {index} (dense): delays after a layer with a bias carry its spikes "
+                    "from one image into the next on Lava; not supported"
+                )
+            total += int(np.max(delay))
+        biased = biased or (getattr(layer, "bias", None) is not None and np.any(layer.bias))
+    return -(-total // net.timesteps)
+
+
+def _spaced(drive: HostDrive, gap: int) -> HostDrive:
+    """``drive`` with ``gap`` samples of zeros after every sample."""
+
+    def spread(tensor: torch.Tensor) -> torch.Tensor:
+        spaced = tensor.new_zeros((tensor.shape[0], tensor.shape[1] * (gap + 1), *tensor.shape[2:]))
+        spaced[:, :: gap + 1] = tensor
+        return spaced
+
+    frames = None if drive.frames is None else spread(drive.frames)
+    return HostDrive(drive=spread(drive.steps(drive.drive.shape[0])), frames=frames)
+
+
+def _unspaced(result: LavaResult, net: DeployedNetwork, count: int, gap: int) -> LavaResult:
+    """The images' own results of a run spaced by :func:`_spaced`."""
+    keep = torch.arange(count) * (gap + 1)
+    record = result.record
+
+    def pick(tensor):
+        return None if tensor is None else tensor[:, keep]
+
+    record = SpikeRecord(
+        spikes=[pick(s) for s in record.spikes],
+        readout=record.readout[keep],
+        frames=pick(record.frames),
+        input_spikes=pick(record.input_spikes),
+    )
+    return LavaResult(
+        record=record,
+        predictions=net.class_scores(record).argmax(dim=1),
+        build_seconds=result.build_seconds,
+        run_seconds=result.run_seconds,
+    )
 
 
 def _drive_frames(drive: HostDrive, image: int, timesteps: int) -> np.ndarray:
