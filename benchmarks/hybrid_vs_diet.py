@@ -17,21 +17,12 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from results_log import append_results
-
-CLI = Path(sys.executable).with_name("dietsnn-deploy")
-
-
-def _cli(*args: str) -> str:
-    result = subprocess.run([str(CLI), *args], capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise SystemExit(f"dietsnn-deploy {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
+from run_cli import run_cli
 
 
 def _row(accuracy: float, total: dict) -> dict:
@@ -42,14 +33,14 @@ def _row(accuracy: float, total: dict) -> dict:
 
 
 def float_row(checkpoint: str, model: str) -> dict:
-    report = json.loads(_cli("evaluate", checkpoint, "--energy", model, "--json"))
+    report = json.loads(run_cli("evaluate", checkpoint, "--energy", model, "--json"))
     total = report["energy"]["total"]
     return _row(report["accuracy"], total)
 
 
 def deployed_row(checkpoint: str, model: str, folder: Path) -> dict:
     out = folder / f"{Path(checkpoint).stem}.{model}.json"
-    _cli("energy", checkpoint, "--model", model, "--json", str(out))
+    run_cli("energy", checkpoint, "--model", model, "--json", str(out))
     report = json.loads(out.read_text())
     total = report["total"]
     return _row(report["accuracy"], total)
@@ -57,9 +48,11 @@ def deployed_row(checkpoint: str, model: str, folder: Path) -> dict:
 
 def lava_check(checkpoint: str, images: int, folder: Path) -> tuple[float, bool]:
     net = folder / f"{Path(checkpoint).stem}.net"
-    _cli("export", checkpoint, "-o", str(net))
-    lava = json.loads(_cli("simulate", str(net), "--backend", "lava", "-n", str(images), "--json"))
-    emulated = json.loads(_cli("simulate", str(net), "-n", str(images), "--json"))
+    run_cli("export", checkpoint, "-o", str(net))
+    lava = json.loads(
+        run_cli("simulate", str(net), "--backend", "lava", "-n", str(images), "--json")
+    )
+    emulated = json.loads(run_cli("simulate", str(net), "-n", str(images), "--json"))
     same = lava["predictions"] == emulated["predictions"]
     return lava["accuracy"], same and lava["spike_counts"] == emulated["spike_counts"]
 

@@ -15,9 +15,7 @@ Images are pixels in [0, 1], so the import is told ``--mean 0 --std 1``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,12 +23,12 @@ from pathlib import Path
 
 import torch
 from bench_device import add_device_option, parse_device
-from results_log import append_results
+from results_log import energy_line, lava_line, record_run
+from run_cli import run_cli
 
 from dietsnn_deploy.data import dataset_info, make_loader
 
 RAW = ((0.0,), (1.0,))  # pixels in [0, 1]
-CLI = Path(sys.executable).with_name("dietsnn-deploy")
 
 
 def snntorch_net(in_shape: tuple[int, int, int], classes: int, widths=(16, 32), beta=0.9):
@@ -100,13 +98,6 @@ def snntorch_accuracy(net, dataset: str, timesteps: int, limit=None) -> tuple[fl
     return float((predictions == torch.cat(labels)).float().mean()), predictions
 
 
-def _cli(*args: str) -> str:
-    result = subprocess.run([str(CLI), *args], capture_output=True, text=True, check=False)
-    if result.returncode:
-        raise SystemExit(f"dietsnn-deploy {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dataset", default="fashion-mnist")
@@ -131,13 +122,15 @@ def main() -> None:
         graph, deployed = Path(folder) / "snntorch.nir", Path(folder) / "snntorch.net"
         export_snntorch(net, info.in_shape, graph)
         norm = ["--dataset", args.dataset, "--mean", "0", "--std", "1", "-T", str(args.timesteps)]
-        _cli("export", str(graph), "-o", str(deployed), *norm)
-        emulated = json.loads(_cli("simulate", str(deployed), "--json"))
-        lava = json.loads(_cli("simulate", str(deployed), "--backend", "lava", "-n",
+        run_cli("export", str(graph), "-o", str(deployed), *norm)
+        emulated = json.loads(run_cli("simulate", str(deployed), "--json"))
+        lava = json.loads(run_cli("simulate", str(deployed), "--backend", "lava", "-n",
                                str(args.lava_images), "--json"))  # fmt: skip
-        subset = json.loads(_cli("simulate", str(deployed), "-n", str(args.lava_images), "--json"))
+        subset = json.loads(
+            run_cli("simulate", str(deployed), "-n", str(args.lava_images), "--json")
+        )
         report = Path(folder) / "energy.json"
-        _cli("energy", str(deployed), "--json", str(report))
+        run_cli("energy", str(deployed), "--json", str(report))
         energy = json.loads(report.read_text())["total"]
     agree = float((torch.tensor(emulated["predictions"]) == predictions).float().mean())
     lines = [
@@ -145,20 +138,12 @@ def main() -> None:
         f"({trained:.0f} s): snnTorch float {100 * theirs:.2f}%",
         f"deployed (emulator, full test set): {100 * emulated['accuracy']:.2f}%; predictions "
         f"agree with snnTorch's on {100 * agree:.2f}% of images",
-        f"Lava on the first {args.lava_images}: {100 * lava['accuracy']:.2f}% (emulator on the "
-        f"same: {100 * subset['accuracy']:.2f}%; identical predictions: "
-        f"{lava['predictions'] == subset['predictions']}, identical spike counts: "
-        f"{lava['spike_counts'] == subset['spike_counts']})",
-        f"energy (paper-45nm, per image): E_ANN {energy['energy_ann_pj'] / 1e6:.3f} µJ, "
-        f"E_SNN {energy['energy_snn_pj'] / 1e6:.3f} µJ, E_ANN/E_SNN {energy['ratio']:.2f}×, "
-        f"spike rate {energy['spike_rate']:.3f}, {energy['snn_acs']:,.0f} synaptic events",
+        lava_line(lava, subset, args.lava_images),
+        energy_line(energy),
     ]
     print("\n".join(lines))
     if args.write:
-        stamp = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
-        command = " ".join(["python", "benchmarks/snntorch_peer.py", *sys.argv[1:]])
-        entry = f"### {stamp} — `{command}`\n\n" + "\n".join(f"- {line}" for line in lines) + "\n"
-        append_results(entry, "## snnTorch → NIR → Loihi fixed point")
+        record_run(lines, "snntorch_peer.py", sys.argv[1:], "## snnTorch → NIR → Loihi fixed point")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from hw_sim.counting_plan import (
     counting_plan,
     network_notes,
 )
-from hw_sim.op_counts import NOTES, LayerCounts, OpCounts
+from hw_sim.op_counts import GENERAL_NOTES, NOTES, LayerCounts, OpCounts
 
 __all__ = ["ConvGeometry", "DenseGeometry", "LayerGeometry", "OpCounter", "counting_plan"]
 
@@ -74,7 +74,8 @@ class OpCounter:
         if timesteps < 1:
             raise DeployError(f"timesteps must be ≥ 1, got {timesteps}")
         self.plan, self.timesteps = list(plan), timesteps
-        self.notes = NOTES + notes  # the general conventions, then the network's
+        hosted = self.plan[0].frames is not None  # a host encoder computes the first layer
+        self.notes = (NOTES if hosted else GENERAL_NOTES) + notes  # general, then the network's
         self.shapes = {g.index: g.shape for g in self.plan}
         self.fan_out = {
             g.index: torch.from_numpy(g.synapse.fan_out_map())

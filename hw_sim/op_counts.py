@@ -27,15 +27,21 @@ import numpy as np
 
 from hw_sim.counting_plan import Kind
 
-NOTES = (
+#: how the host's first layer is priced (networks with a host encoder)
+HOST_NOTE = (
     "host MACs of the analog first layer are counted once per analog input frame: for direct "
     "input counted once per image (the drive is computed once and reused at every step); "
-    "binary input frames cost the host one accumulate per non-zero pixel and synapse",
+    "binary input frames cost the host one accumulate per non-zero pixel and synapse"
+)
+NOTES = (
+    HOST_NOTE,
     "synaptic events = Σ spikes × structural fan-out on the folded (deployed) geometry; "
     "padding excluded, zero weights included",
     "ANN MACs (eq. 16) on the original, unfolded geometry",
     "input-layer neuron updates all count as active (drive at every step)",
 )
+#: the conventions of every network; a network's own follow (counting_plan.network_notes)
+GENERAL_NOTES = NOTES[1:]
 
 
 @dataclass(frozen=True)

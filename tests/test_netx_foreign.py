@@ -263,3 +263,19 @@ def test_lava_blank_samples_cover_the_delays_and_refuse_them_after_a_bias(tmp_pa
         f["layer/0"].create_dataset("bias", data=np.ones(32))
     with pytest.raises(DeployError, match="delays after a layer with a bias"):
         blank_samples(read_netx(path, timesteps=T))
+
+
+def test_cli_export_adopts_a_foreign_file(tmp_path, monkeypatch, capsys):
+    path = random_foreign("conv", 5, tmp_path / "c.net")
+    ours = tmp_path / "ours.net"
+    code, _, err = run_main(monkeypatch, capsys, "export", str(path), "-T", str(T), "-o", str(ours))
+    assert code == 0, err
+    common = ["--dataset", "digits", "-n", "12", "--json"]
+    code, out, err = run_main(monkeypatch, capsys, "simulate", str(ours), *common)
+    assert code == 0, err
+    adopted = json.loads(out)
+    code, out, err = run_main(monkeypatch, capsys, "simulate", str(path), "-T", str(T), *common)
+    direct = json.loads(out)
+    for report in (adopted, direct):
+        del report["network"], report["seconds_per_image"]
+    assert adopted == direct and adopted["timesteps"] == T

@@ -5,18 +5,22 @@ with slayer's learned axonal delays."""
 from __future__ import annotations
 
 import json
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from cli_helpers import run_main
 from fixtures_nets import assert_records_agree
-from slayer_peer import digits, rate_spikes, train_slayer
 
 from exporters.netx import read_netx
 from hw_sim.emulator import Emulator, classify
 from hw_sim.host import network_drive
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+from slayer_peer import digits, slayer_counts, train_slayer  # noqa: E402
 
 T = 16
 SEED = 7
@@ -34,9 +38,7 @@ def trained(tmp_path_factory):
 
 
 def _slayer_counts(net, images, shift: bool) -> torch.Tensor:
-    net.delay_shift(shift)
-    with torch.no_grad():
-        return net(rate_spikes(images, T, SEED)).sum(dim=-1).long()
+    return slayer_counts(net, images, T, SEED, shift)
 
 
 def test_emulator_gives_slayers_own_spike_counts(trained):

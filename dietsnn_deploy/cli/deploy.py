@@ -20,7 +20,8 @@ from dietsnn_deploy.cli.options import graph_options, spike_input_options
 @click.option("--allow-soft-reset", is_flag=True,
               help="nir: write a soft-reset model anyway (NIR runs it with a hard reset)")  # fmt: skip
 @click.option("--timesteps", "-T", type=click.IntRange(1),
-              help="T of a NIR graph that names none (a checkpoint's own T by default)")  # fmt: skip
+              help="T of a NIR graph that names none, or of a netx file of another tool (a "
+              "checkpoint's own T by default)")  # fmt: skip
 @graph_options
 @click.option("--data-dir", default=None, help="dataset folder (calibration images)")
 @click.option("--arch", help="architecture, for official DIET-SNN checkpoints")
