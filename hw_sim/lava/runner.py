@@ -18,7 +18,8 @@ from 1. Checked against a delay-free NumPy model of the LIF step, the schedule i
 - Axonal delays (dense ``delay``) carry spikes past the end of an image's window, and Lava's
   reset clears neurons, not synapses: ``gap`` = ⌈Σ max delay / T⌉ blank samples (no input)
   follow every image so that nothing of one image reaches the next. A layer with a bias
-  upstream of a delayed synapse fires in the blank samples too, so that is refused.
+  upstream of a delayed synapse fires in the blank samples too: then each image gets a run of
+  its own (a fresh runtime, about a second each).
 - A network that takes spikes through its first layer's synapses (no input layer,
   :class:`~dietsnn_deploy.spine.network.SpikeInput`) gets them on ``net.inp`` during the same
   steps; that synapse delays them one step more, so the file is loaded with reset offset
@@ -180,24 +181,54 @@ def run_lava(
         gap = blank_samples(net)
         if gap == 0:
             return _run(net, path, drive, Path(folder), progress)
-        result = _run(net, path, _spaced(drive, gap), Path(folder), progress)
-        return _unspaced(result, net, len(images), gap)
+        if gap is not None:
+            result = _run(net, path, _spaced(drive, gap), Path(folder), progress)
+            return _unspaced(result, net, len(images), gap)
+        alone = [
+            _run(net, path, _one(drive, i), Path(folder), False)
+            for i in tqdm(range(len(images)), unit="image", desc="lava", disable=not progress)
+        ]
+        return _joined(alone, net)
 
 
-def blank_samples(net: DeployedNetwork) -> int:
-    """Blank samples to put after each image so that delayed spikes die out (module doc)."""
+def blank_samples(net: DeployedNetwork) -> int | None:
+    """Blank samples to put after each image so that delayed spikes die out (module doc);
+    None when none suffice (a bias before a delayed synapse): run each image alone."""
     total, biased = 0, False
-    for index, layer in enumerate(net.layers):
+    for layer in net.layers:
         delay = getattr(layer, "delay", None)
         if delay is not None and np.any(delay):
             if biased:
-                raise DeployError(
-                    f"layer {index} (dense): delays after a layer with a bias carry its spikes "
-                    "from one image into the next on Lava; not supported"
-                )
+                return None
             total += int(np.max(delay))
         biased = biased or (getattr(layer, "bias", None) is not None and np.any(layer.bias))
     return -(-total // net.timesteps)
+
+
+def _one(drive: HostDrive, image: int) -> HostDrive:
+    frames = None if drive.frames is None else drive.frames[:, image : image + 1]
+    return HostDrive(drive=drive.drive[:, image : image + 1], frames=frames)
+
+
+def _joined(results: list[LavaResult], net: DeployedNetwork) -> LavaResult:
+    """One result of the runs of one image each."""
+    records = [r.record for r in results]
+
+    def cat(tensors, dim=1):
+        return None if tensors[0] is None else torch.cat(tensors, dim=dim)
+
+    record = SpikeRecord(
+        spikes=[cat(list(layer)) for layer in zip(*(r.spikes for r in records), strict=True)],
+        readout=cat([r.readout for r in records], dim=0),
+        frames=cat([r.frames for r in records]),
+        input_spikes=cat([r.input_spikes for r in records]),
+    )
+    return LavaResult(
+        record=record,
+        predictions=net.class_scores(record).argmax(dim=1),
+        build_seconds=sum(r.build_seconds for r in results),
+        run_seconds=sum(r.run_seconds for r in results),
+    )
 
 
 def _spaced(drive: HostDrive, gap: int) -> HostDrive:
