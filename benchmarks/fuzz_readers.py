@@ -1,5 +1,5 @@
-"""Fuzz both readers through the real CLI: mutate a valid checkpoint and its netx export many
-times (``tests/mutations.py``: fields deleted, retyped, reshaped, made non-finite; files cut
+"""Fuzz both readers through the real CLI: mutate a valid checkpoint, its netx export and netx
+files of another tool's layout many times (``tests/mutations.py``: fields deleted, retyped, reshaped, made non-finite; files cut
 short; bits flipped) and run ``simulate --json`` on each mutant in-process.
 
 Every run must end with exactly the original result or one ``error:`` line and exit 2; the
@@ -28,6 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from bench_device import add_device_option, parse_device  # noqa: E402
 from fixtures_nets import converted_digits  # noqa: E402
+from foreign_netx import KINDS as FOREIGN_KINDS  # noqa: E402
+from foreign_netx import random_foreign  # noqa: E402
 from mutations import (  # noqa: E402  (the shared mutation engine lives with the tests)
     KINDS,
     VERDICTS_OK,
@@ -65,7 +67,17 @@ MUTATORS = {
     "checkpoint": (mutate_checkpoint, "model.pt"),
     "checkpoint, re-signed": (_mutate_signed, "model.pt"),
     "netx": (mutate_netx, "model.net"),
+    **{f"netx of another tool ({k})": (mutate_netx, f"{k}.net") for k in FOREIGN_KINDS},
 }
+#: what a netx file of another tool needs to run (tests/foreign_netx.py); it carries no digest,
+#: so a changed valid value may give another result, as for a re-signed checkpoint
+FOREIGN_RUN = ("-T", "4", "--dataset", "digits")
+
+
+def _run_options(reader: str, simulate: tuple[str, ...]) -> tuple[str, ...]:
+    return (*FOREIGN_RUN, *simulate) if "another tool" in reader else simulate
+
+
 SIGNED_KINDS = ("delete", "retype", "reshape", "nonfinite")
 
 
@@ -77,17 +89,24 @@ def make_originals(folder: Path, simulate: tuple[str, ...]) -> dict[str, dict]:
     code, _, err = run_cli("export", str(folder / "model.pt"))
     if code:
         raise SystemExit(f"export failed: {err}")
+    for kind in FOREIGN_KINDS:
+        random_foreign(kind, 0, folder / f"{kind}.net")
     reports = {}
     for reader, (_, name) in MUTATORS.items():
-        code, out, err = run_cli("simulate", str(folder / name), *simulate)
+        code, out, err = run_cli("simulate", str(folder / name), *_run_options(reader, simulate))
         if code:
             raise SystemExit(f"simulate of the original {name} failed: {err}")
         reports[reader] = json.loads(out)
     return reports
 
 
+def _unsigned(reader: str) -> bool:
+    """Whether no digest guards the file: a valid changed value may change the result."""
+    return reader.endswith("re-signed") or "another tool" in reader
+
+
 def _acceptable(reader: str) -> tuple[str, ...]:
-    return (*VERDICTS_OK, "different") if reader.endswith("re-signed") else VERDICTS_OK
+    return (*VERDICTS_OK, "different") if _unsigned(reader) else VERDICTS_OK
 
 
 def fuzz(folder: Path, reports: dict, examples: int, seed: int, simulate: tuple[str, ...]):
@@ -103,8 +122,9 @@ def fuzz(folder: Path, reports: dict, examples: int, seed: int, simulate: tuple[
             for index in range(examples):
                 target = folder / f"mutant{suffix}"
                 what = mutate(folder / name, target, kind, seed + index)
+                options = _run_options(reader, simulate)
                 outcome, detail = verdict(
-                    lambda t=target: run_cli("simulate", str(t), *simulate), reports[reader]
+                    lambda t=target, o=options: run_cli("simulate", str(t), *o), reports[reader]
                 )
                 counts[(reader, kind)][outcome] += 1
                 if outcome not in _acceptable(reader):
@@ -125,7 +145,7 @@ def table(counts) -> str:
     total = collections.Counter()
     for (reader, _), c in counts.items():
         total.update(c)
-        if reader.endswith("re-signed"):  # a changed valid value: a different result is right
+        if _unsigned(reader):  # a changed valid value: a different result is right
             total["clean different"] += c["different"]
     tried = sum(v for k, v in total.items() if k != "clean different")
     clean = total["same"] + total["error"] + total["clean different"]
@@ -171,8 +191,10 @@ def main() -> None:
             command += f" --device {args.device}"
             on = f" --device {simulate[-1]}"
         entry = (
-            f"### {stamp} — `{command}`\n\nA converted digits vgg-tiny (T = 3) and its netx "
-            f"export, each mutated {args.examples} times per kind; every mutant run through "
+            f"### {stamp} — `{command}`\n\nA converted digits vgg-tiny (T = 3), its netx "
+            "export and netx files of another tool's layout (tests/foreign_netx.py: dense-, "
+            "conv- and input-first, delays; run with `-T 4 --dataset digits`), each mutated "
+            f"{args.examples} times per kind; every mutant run through "
             f"`simulate --json -n 6{on}` in-process ({seconds:.0f} s).\n\n{text}\n"
         )
         if failures:

@@ -9,6 +9,8 @@ import json
 
 import pytest
 from fixtures_nets import converted_digits
+from foreign_netx import KINDS as FOREIGN_KINDS
+from foreign_netx import random_foreign
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mutations import KINDS, VERDICTS_OK, mutate_checkpoint, mutate_netx, run_cli, verdict
@@ -18,6 +20,7 @@ from dietsnn_deploy.training.checkpoints import save_checkpoint
 
 EXAMPLES = 30  # per property in `make test`; the fuzz command runs thousands
 SIMULATE = ("-n", "6", "--batch-size", "6", "--json")
+FOREIGN_RUN = ("-T", "4", "--dataset", "digits")
 _names = itertools.count()
 
 
@@ -78,3 +81,36 @@ def test_fields_rewritten_by_a_tool_never_crash_the_checks(originals, kind, seed
     outcome, detail = verdict(run, reports["model.pt"])
     target.unlink(missing_ok=True)
     assert outcome in ("same", "error", "different"), f"{what}: {outcome} {detail}"
+
+
+@pytest.fixture(scope="module")
+def foreign_originals(tmp_path_factory):
+    """netx files of other tools (every kind of tests/foreign_netx.py) and their reports."""
+    folder = tmp_path_factory.mktemp("fuzz_foreign")
+    reports = {}
+    for kind in FOREIGN_KINDS:
+        path = random_foreign(kind, 0, folder / f"{kind}.net")
+        code, out, err = run_cli("simulate", str(path), *FOREIGN_RUN, *SIMULATE)
+        assert code == 0, err
+        reports[kind] = json.loads(out)
+    return folder, reports
+
+
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    network=st.sampled_from(FOREIGN_KINDS),
+    kind=st.sampled_from(KINDS),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_mutated_foreign_netx_files_run_or_give_one_error_line(
+    foreign_originals, network, kind, seed
+):
+    """Another tool's file carries no digest: a changed value may run to another result (the
+    file says so); a traceback or a hang never."""
+    folder, reports = foreign_originals
+    target = folder / f"mutant{next(_names)}.net"
+    what = mutate_netx(folder / f"{network}.net", target, kind, seed)
+    run = lambda: run_cli("simulate", str(target), *FOREIGN_RUN, *SIMULATE)  # noqa: E731
+    outcome, detail = verdict(run, reports[network])
+    target.unlink(missing_ok=True)
+    assert outcome in ("same", "error", "different"), f"{network}, {what}: {outcome} {detail}"

@@ -270,3 +270,16 @@ def test_lava_isolates_images_of_a_delayed_network(tmp_path):
     lava = run_lava(biased, images, progress=False, seed=2, file=path)
     emulated = Emulator(biased).run(network_drive(biased, images, seed=2))
     assert_records_agree(lava.record, emulated, biased, rates=(0.02, 0.95))
+
+
+def test_a_first_dense_layers_bad_weight_is_one_error(tmp_path):
+    """The fuzz run's finding: a scalar weight in a first dense layer (which sets the input
+    shape) was an IndexError."""
+
+    def scalar_weight(f):
+        del f["layer/0/weight"]
+        f["layer/0"].create_dataset("weight", data=2.0)
+
+    path = _write(random_foreign("dense", 0, tmp_path / "d.net"), scalar_weight)
+    with pytest.raises(DeployError, match=re.escape("layer 0 (dense): weight must be 2-d")):
+        read_netx(path, timesteps=T)

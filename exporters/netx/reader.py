@@ -160,13 +160,12 @@ def _read_layers(
         if index == 0 and kind == "input" and not fields.has("neuron"):
             previous = spike_shape = fields.shape(3)  # spikes straight into layer 1's synapses
             continue
-        if not layers and kind == "dense":
-            spike_shape = (int(fields.array("weight").shape[-1]),)
-            previous = spike_shape
         pool = 1 if pools is None else pools[index]
         last = index == count - 1
         spiking = not last or readout == "spikes"
         layer = _read_layer(fields, kind, previous, pool, spiking)
+        if not layers and kind == "dense":  # spikes straight into its synapses
+            spike_shape = (layer.in_features,)
         layers.append(layer)
         previous = tuple(int(s) for s in layer.shape)
     skipped = count - len(layers)  # 1 after a shape-only input layer: name file layers
