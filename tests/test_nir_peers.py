@@ -161,3 +161,17 @@ def test_canary_norse_from_nir_breaks_on_pools():
     with warnings.catch_warnings(), pytest.raises(KeyError):
         warnings.simplefilter("ignore")
         norse.from_nir(_our_graph(), dt=1e-4)
+
+
+def test_canary_norse_to_nir_cannot_export_a_conv_network():
+    """Norse 1.1.0's exporter needs every conv and linear bias, and maps Flatten to no node
+    (None), so its graph of a conv network cannot even be written: nothing to import yet."""
+    norse = pytest.importorskip("norse.torch")
+    cell = norse.LIFBoxCell(norse.LIFBoxParameters(v_th=torch.tensor(1.0)))
+    layers = [torch.nn.Conv2d(1, 2, 3, padding=1, bias=False), cell, torch.nn.Flatten(),
+              torch.nn.Linear(128, 2, bias=True)]  # fmt: skip
+    with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'detach'"):
+        norse.to_nir(norse.SequentialState(*layers), torch.zeros(1, 1, 8, 8))
+    layers[0] = torch.nn.Conv2d(1, 2, 3, padding=1, bias=True)
+    graph = norse.to_nir(norse.SequentialState(*layers), torch.zeros(1, 1, 8, 8))
+    assert graph.nodes["2"] is None  # the Flatten
