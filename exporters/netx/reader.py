@@ -62,8 +62,11 @@ def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int,
     if kind != "flatten" and fields.has("weight_rec"):
         raise fields.fail("recurrent weights ('weight_rec') are not supported")
     if kind == "input":
-        if fields.has("bias"):
-            raise fields.fail("an input layer's bias is not supported (netx never applies it)")
+        for transform in ("weight", "bias"):  # netx keeps them as a transform it never applies
+            if fields.has(transform):
+                raise fields.fail(
+                    f"an input layer's {transform} is not supported (netx never applies it)"
+                )
         return InputLayer(shape=fields.shape(3), neuron=_read_neuron(fields, spiking=True))
     if kind == "flatten":
         if len(previous) != 3:
