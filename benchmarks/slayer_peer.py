@@ -72,17 +72,22 @@ def rate_spikes(pixels: torch.Tensor, timesteps: int, seed: int, first: int = 0)
 
 class SlayerNet(torch.nn.Module):
     """Dense features → hidden → classes of slayer CUBA blocks, exported as lava-dl's
-    tutorials do; ``delay``: the hidden block learns an axonal delay per neuron."""
+    tutorials do; ``delay``: the hidden block learns an axonal delay per neuron;
+    ``input_block``: the spikes first pass a slayer Input block (CUBA neurons, threshold
+    0.5), which netx builds as an input layer."""
 
-    def __init__(self, features=64, hidden=64, classes=10, delay: bool = False) -> None:
+    def __init__(
+        self, features=64, hidden=64, classes=10, delay: bool = False, input_block: bool = False
+    ) -> None:
         super().__init__()
         slayer = import_slayer()
-        self.blocks = torch.nn.ModuleList(
-            [
-                slayer.block.cuba.Dense(NEURON, features, hidden, weight_norm=True, delay=delay),
-                slayer.block.cuba.Dense(NEURON, hidden, classes, weight_norm=True),
-            ]
-        )
+        blocks = [
+            slayer.block.cuba.Dense(NEURON, features, hidden, weight_norm=True, delay=delay),
+            slayer.block.cuba.Dense(NEURON, hidden, classes, weight_norm=True),
+        ]
+        if input_block:
+            blocks.insert(0, slayer.block.cuba.Input({**NEURON, "threshold": 0.5}))
+        self.blocks = torch.nn.ModuleList(blocks)
 
     def forward(self, spikes: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
@@ -110,13 +115,14 @@ def train_slayer(
     dataset: str = "digits",
     hidden: int = 64,
     progress: bool = False,
+    input_block: bool = False,
 ) -> SlayerNet:
     """Train on ``dataset``'s training split with slayer's own loss and assistant."""
     slayer = import_slayer()
     torch.manual_seed(seed)
     pixels, labels = images(dataset, "train")
     info = dataset_info(dataset)
-    net = SlayerNet(int(pixels[0].numel()), hidden, info.num_classes, delay)
+    net = SlayerNet(int(pixels[0].numel()), hidden, info.num_classes, delay, input_block)
     optimizer = torch.optim.Adam(net.parameters(), lr=0.003)
     loss = slayer.loss.SpikeRate(true_rate=0.5, false_rate=0.05, reduction="sum")
     assistant = slayer.utils.Assistant(net, loss, optimizer, slayer.utils.LearningStats(),

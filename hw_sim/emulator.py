@@ -7,8 +7,9 @@ through T with their neuron model's fixed-point step (:mod:`dietsnn_deploy.spine
     input layer:  c[t] = drive[t] << 6                    the host's drive (constant or per step)
     other layers: c[t] = wrap1(a_in[t] << 6)              a_in from the previous layer's spikes
 
-A :class:`~dietsnn_deploy.spine.network.SpikeInput` network's binary input spikes are its
-input layer's drive, or, without an input layer, the spikes its first layer's synapses take.
+A :class:`~dietsnn_deploy.spine.network.SpikeInput` network's binary input spikes make its
+input layer's drive (through the input transform), or, without an input layer, are what its
+first layer's synapses take (:func:`hw_sim.host.network_drive`).
 
 ``wrap1`` is Lava's single 24-bit wrap of the current (x − 2²⁴ if x > 2²³, x + 2²⁴ if
 x ≤ −2²³), skipped where the synapse's L1 bound proves it the identity; a layer whose
@@ -46,7 +47,6 @@ from dietsnn_deploy.spine.network import (
     DenseLayer,
     DeployedNetwork,
     FlattenLayer,
-    SpikeInput,
 )
 from dietsnn_deploy.spine.neurons import get_neuron_model
 from dietsnn_deploy.spine.record import HostDrive, SpikeRasters, SpikeRecord
@@ -102,11 +102,11 @@ class Emulator:
     def run(self, drive: torch.Tensor | HostDrive, *, record: bool = True) -> SpikeRecord:
         """Emulate one batch; ``drive`` is the host's int64 drive: a :class:`HostDrive`, or a
         tensor (B, *input shape) for a drive constant over the T steps (a SpikeInput
-        network's drive is its 0/1 input spikes)."""
+        network without an input layer takes its 0/1 input spikes)."""
         host = self._check_drive(drive)
         layers, steps, batch = self.net.layers, self.net.timesteps, host.batch
         spikes = host.steps(steps)
-        input_spikes = spikes.bool() if isinstance(self.net.encoder, SpikeInput) else None
+        input_spikes = None if host.spikes is None else host.spikes.to(spikes.device).bool()
         recorded: list[torch.Tensor | None] = []
         saturated: list[int | None] = []
         v = None
@@ -168,10 +168,9 @@ class Emulator:
         tensor = tensor.to(device=self.device, dtype=torch.int64)
         if tensor.numel() and (tensor.max() > BIAS_MAX or tensor.min() < -BIAS_MAX - 1):
             raise DeployError(f"drive outside the 13-bit bias range [{-BIAS_MAX - 1}, {BIAS_MAX}]")
-        spikes = isinstance(self.net.encoder, SpikeInput)
-        if spikes and tensor.numel() and (tensor.max() > 1 or tensor.min() < 0):
+        if self.net.synaptic_input and tensor.numel() and (tensor.max() > 1 or tensor.min() < 0):
             raise DeployError("spike input must be 0 or 1 (binary spikes)")
-        return HostDrive(drive=tensor, frames=host.frames)
+        return HostDrive(drive=tensor, frames=host.frames, spikes=host.spikes)
 
     def _run_neurons(self, index: int, current: torch.Tensor):
         """Step layer ``index`` through T steps of ``current`` (T, B, ...) and its bias;

@@ -12,7 +12,9 @@ image's frames do not depend on the batch it is in. ``round`` is torch's (half t
 
 A :class:`SpikeInput` network takes binary spikes instead (:func:`spike_drive`): rate-coded
 from pixels p ∈ [0, 1], s[t] = [r[t] < p] with r[t] ~ U[0, 1) per pixel and step (the Poisson
-encoding's draw on the unnormalised pixels), or recorded :class:`SpikeRasters`.
+encoding's draw on the unnormalised pixels), or recorded :class:`SpikeRasters`; an input layer
+gets them through the input transform (:meth:`SpikeInput.drive`), a first conv or dense layer
+as they are.
 """
 
 from __future__ import annotations
@@ -94,7 +96,8 @@ def spike_drive(
 ) -> HostDrive:
     """The 0/1 input spikes (T, B, *shape) of rasters (B, T, *shape), or rate-coded from
     images (B, C, H, W) of pixels in [0, 1] (C-major flattened for a 1-d input), drawn image
-    by image: image i is number ``first_index + i`` of the run under ``seed``."""
+    by image: image i is number ``first_index + i`` of the run under ``seed``; as the drive
+    of synapses (the spikes themselves) and in ``spikes``."""
     shape = tuple(source.shape)
     if isinstance(inputs, SpikeRasters):
         spikes = inputs.spikes
@@ -103,7 +106,8 @@ def spike_drive(
                 f"spike rasters are {tuple(spikes.shape[1:])} per sample, the network takes "
                 f"(T={timesteps}, {', '.join(map(str, shape))})"
             )
-        return HostDrive(drive=spikes.transpose(0, 1).to(torch.int64))
+        spikes = spikes.transpose(0, 1).to(torch.int64)
+        return HostDrive(drive=spikes, spikes=spikes)
     if inputs.ndim != 4 or not source.takes_images(tuple(inputs.shape[1:])):
         raise DeployError(
             f"images {tuple(inputs.shape[1:])} do not make the network's spike input {shape}"
@@ -121,7 +125,8 @@ def spike_drive(
         ],
         dim=1,
     )
-    return HostDrive(drive=frames.reshape(timesteps, len(pixels), *shape).to(torch.int64))
+    spikes = frames.reshape(timesteps, len(pixels), *shape).to(torch.int64)
+    return HostDrive(drive=spikes, spikes=spikes)
 
 
 def network_drive(
@@ -134,7 +139,10 @@ def network_drive(
     """What ``net``'s first layer receives for one batch: the host encoder's drive of images,
     or a SpikeInput network's spikes (:func:`spike_drive`)."""
     if isinstance(net.encoder, SpikeInput):
-        return spike_drive(net.encoder, inputs, net.timesteps, seed=seed, first_index=first_index)
+        host = spike_drive(net.encoder, inputs, net.timesteps, seed=seed, first_index=first_index)
+        if net.synaptic_input:
+            return host
+        return HostDrive(drive=net.encoder.drive(host.spikes), spikes=host.spikes)
     if isinstance(inputs, SpikeRasters):
         raise DeployError(
             "spike rasters need a network that takes spikes (this one has a host encoder)"

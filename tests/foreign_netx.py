@@ -9,8 +9,8 @@ and no neuron. ``random_foreign(kind, seed)`` builds one of:
 - ``"dense"``: spikes (64,) → dense 32 (bias, iDecay 1024) → dense 10 (spiking readout)
 - ``"conv"``:  input (1, 8, 8) shape only → conv 3×3 stride 1 pad 1 (4 ch, LOIHI type, bias)
   → flatten → dense 24 (iDecay 2048) → dense 10
-- ``"input"``: input layer of neurons (1, 8, 8) → conv 3×3 stride 2 (6 ch) → flatten →
-  dense 10
+- ``"input"``: input layer of neurons (1, 8, 8; v_decay 2048, threshold 60) with the input
+  transform weight 48, bias −4 → conv 3×3 stride 2 (6 ch) → flatten → dense 10
 - ``"delay"``: spikes (64,) → dense 32 with axonal delays 0–4 per output neuron → dense 10
   with delays 0–3 per input (iDecay 1024)
 
@@ -81,12 +81,19 @@ def _flatten(layers, index):
     _string(layers.create_group(str(index)), "type", "flatten")
 
 
+#: the input layer's transform of the "input" kind: drive = 48·s − 4 (netx's default: 64·s)
+INPUT_TRANSFORM = (48, -4)
+INPUT_NEURON = {"threshold": 60, "v_decay": 2048}
+
+
 def _input(layers, shape, *, neurons: bool):
     group = layers.create_group("0")
     _string(group, "type", "input")
     group.create_dataset("shape", data=np.array(shape))
     if neurons:
-        _neuron(group, threshold=0, v_decay=4096)  # spikes pass: v = s << 6 > 0 iff s = 1
+        _neuron(group, **INPUT_NEURON)  # one spike of 48 − 4 does not fire, two in a row do
+        group.create_dataset("weight", data=float(INPUT_TRANSFORM[0]))  # slayer writes floats
+        group.create_dataset("bias", data=float(INPUT_TRANSFORM[1]))
 
 
 def random_foreign(kind: str, seed: int, path: str | Path) -> Path:

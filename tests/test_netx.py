@@ -101,8 +101,8 @@ def _replace_dataset(name: str, value):
         (_replace_dataset("layer/1/neuron/iDecay", 0), r"checksum mismatch"),  # valid, but edited
         (lambda f: f.create_dataset("layer/4/bias", data=np.zeros(5)), r"layer 4.*'bias' has 5"),
         (lambda f: f.create_dataset("layer/4/bias", data=np.ones(12)), r"checksum mismatch"),
-        (lambda f: f.create_dataset("layer/0/bias", data=1), r"layer 0.*input layer's bias"),
-        (lambda f: f.create_dataset("layer/0/weight", data=64), r"input layer's weight is not"),
+        (lambda f: f.create_dataset("layer/0/bias", data=1), r"layer 0.*input transform"),
+        (lambda f: f.create_dataset("layer/0/weight", data=64), r"comes from its host encoder"),
         (_replace_dataset("layer/1/neuron/gradedSpike", True), r"graded spikes"),
         (lambda f: f.move("layer/5", "layer/7"), r"/layer must hold groups 0\.\.5"),
         (lambda f: f.__delitem__("dietsnn/encoder"), r"missing encoder"),

@@ -12,7 +12,7 @@ import pytest
 import torch
 from cli_helpers import assert_one_error_line, run_main
 from fixtures_nets import assert_records_agree
-from foreign_netx import KINDS, random_foreign
+from foreign_netx import INPUT_NEURON, INPUT_TRANSFORM, KINDS, random_foreign
 
 from dietsnn_deploy.errors import DeployError
 from dietsnn_deploy.services.inputs import load_test_images
@@ -283,3 +283,28 @@ def test_a_first_dense_layers_bad_weight_is_one_error(tmp_path):
     path = _write(random_foreign("dense", 0, tmp_path / "d.net"), scalar_weight)
     with pytest.raises(DeployError, match=re.escape("layer 0 (dense): weight must be 2-d")):
         read_netx(path, timesteps=T)
+
+
+def test_the_input_transform_makes_the_input_layers_drive_by_hand(tmp_path):
+    """drive = 48·s − 4 into a LIF of v_decay 2048, threshold 60 (the "input" kind), stepped
+    here in plain integers: v = trunc0(v·2048/4096) + (drive << 6), spike iff v > 60 << 6."""
+    net = read_netx(random_foreign("input", 0, tmp_path / "i.net"), timesteps=T)
+    assert (net.encoder.drive_per_spike, net.encoder.drive_bias) == INPUT_TRANSFORM
+    images, _, _ = load_test_images(net, "digits", None, 4)
+    drive = network_drive(net, images, seed=3)
+    spikes = drive.spikes.numpy()
+    assert np.array_equal(drive.drive.numpy(), 48 * spikes - 4)
+    record = Emulator(net).run(drive)
+    keep = 4096 - INPUT_NEURON["v_decay"]
+    v = np.zeros(spikes.shape[1:], np.int64)
+    expected = np.zeros(spikes.shape, bool)
+    for t in range(T):
+        v = np.trunc(v * keep / 4096).astype(np.int64) + ((48 * spikes[t] - 4) << 6)
+        expected[t] = v > INPUT_NEURON["threshold"] << 6
+        v[expected[t]] = 0
+    assert np.array_equal(record.spikes[0].numpy(), expected) and expected.any()
+    assert not np.array_equal(expected, spikes.astype(bool))  # the transform matters
+    ours = tmp_path / "ours.net"
+    write_netx(net, ours)
+    with h5py.File(ours) as f:
+        assert (f["layer/0/weight"][()], f["layer/0/bias"][()]) == INPUT_TRANSFORM

@@ -114,3 +114,20 @@ def test_emulator_and_lava_follow_slayers_axonal_delays(delayed):
     lava = run_lava(deployed, images[:6], progress=False, seed=SEED, file=path)
     emulated = Emulator(deployed).run(network_drive(deployed, images[:6], seed=SEED))
     assert_records_agree(lava.record, emulated, deployed, rates=(0.02, 0.9))
+
+
+def test_a_slayer_input_block_is_netxs_input_layer_with_its_default_transform(tmp_path):
+    """slayer's Input block exports an input layer without weight or bias: netx's default
+    transform (a spike is 64 bias_mant units, 1.0) gives slayer's own counts."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = train_slayer(T, epochs=4, input_block=True)
+    path = tmp_path / "input.net"
+    net.export_hdf5(path)
+    deployed = read_netx(path, timesteps=T)
+    assert deployed.layers[0].kind == "input" and deployed.layers[0].shape == (64,)
+    assert (deployed.encoder.drive_per_spike, deployed.encoder.drive_bias) == (64, 0)
+    images, labels = digits("test")
+    ours = classify(deployed, images, progress=False, seed=SEED)
+    assert torch.equal(ours.readout, _slayer_counts(net, images, shift=False))
+    assert float((ours.predictions == labels).double().mean()) > 0.5

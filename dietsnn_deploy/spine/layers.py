@@ -83,17 +83,20 @@ class Neuron:
 
 @dataclass(frozen=True)
 class InputLayer:
-    """netx ``input`` layer: neurons driven by the host encoder's drive (no synapses)."""
+    """netx ``input`` layer: neurons driven by the host encoder's drive, or by spikes from off
+    chip (no synapses); (C, H, W), or (n,) for spikes into a dense layer."""
 
-    shape: Shape3
+    shape: Shape3 | tuple[int]
     neuron: Neuron
     kind: Literal["input"] = "input"
 
     def check(self, where: str, previous: tuple[int, ...], netx_exact: bool = True) -> None:
         if previous:
             raise DeployError(f"{where}: an input layer may only come first")
-        if len(self.shape) != 3 or min(self.shape) < 1:
-            raise DeployError(f"{where}: shape must be positive (C, H, W), got {self.shape}")
+        if len(self.shape) not in (1, 3) or min(self.shape) < 1:
+            raise DeployError(
+                f"{where}: shape must be positive (C, H, W) or (n,), got {self.shape}"
+            )
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from dietsnn_deploy.spine.layers import (
     validate_layers,
     where,
 )
-from dietsnn_deploy.spine.loihi import A_IN_MAX
+from dietsnn_deploy.spine.loihi import A_IN_MAX, BIAS_MAX
 from dietsnn_deploy.spine.record import SpikeRecord
 from dietsnn_deploy.spine.settings import check_timesteps
 
@@ -163,22 +163,49 @@ class HostEncoder:
 class SpikeInput:
     """Binary spikes from off chip, s[t] ∈ {0, 1} of ``shape`` at every step t.
 
-    They enter an input layer's ``a_in`` (u = s << 6: one bias_mant unit per spike), or, when
-    the network starts with a conv or dense layer, its synapses (a_in = W·s), as lava-dl's
+    Into an input layer they enter as drive through netx's input transform (what lava-dl
+    sets as the input neurons' ``bias_mant`` each step)::
+
+        drive[t] = drive_per_spike · s[t] + drive_bias        bias_mant units; u = drive << 6
+
+    (netx's defaults 64 and 0: a spike is 1.0 at 6 fractional bits). When the network starts
+    with a conv or dense layer they reach its synapses as they are (a_in = W·s), as lava-dl's
     ``netx.hdf5.Network`` takes them on ``net.inp``. ``shape`` is (C, H, W) or (features,).
     Where they come from is the run's choice (:func:`hw_sim.host.spike_drive`): Bernoulli
     draws of pixel intensities, or recorded rasters.
     """
 
     shape: tuple[int, ...]
+    drive_per_spike: int = field(default=64, metadata=DIGEST_SKIPS_DEFAULT)
+    drive_bias: int = field(default=0, metadata=DIGEST_SKIPS_DEFAULT)
     encoding: ClassVar[str] = "spikes"
 
+    @property
+    def transformed(self) -> bool:
+        """Whether the input transform differs from netx's default (64, 0)."""
+        return (self.drive_per_spike, self.drive_bias) != (64, 0)
+
+    def drive(self, spikes: torch.Tensor) -> torch.Tensor:
+        """The input layer's drive of binary spikes (the equation above), int64."""
+        return spikes.to(torch.int64) * self.drive_per_spike + self.drive_bias
+
     def check(self, first: Layer) -> None:
-        """A positive 1-d or 3-d shape that the first layer takes."""
+        """A positive 1-d or 3-d shape that the first layer takes, and a transform whose drive
+        stays within 13 bits (an input layer's only)."""
         if len(self.shape) not in (1, 3) or min(self.shape) < 1:
             raise DeployError(f"spike input: shape must be (C, H, W) or (n,), got {self.shape}")
         if isinstance(first, InputLayer) and tuple(first.shape) != tuple(self.shape):
             raise DeployError(f"spike input {self.shape} is not the input layer's {first.shape}")
+        weight, bias = self.drive_per_spike, self.drive_bias
+        if not (is_integer(weight) and is_integer(bias)):
+            raise DeployError(f"spike input: transform ({weight}, {bias}) must be integers")
+        if max(abs(bias), abs(weight + bias)) > BIAS_MAX:
+            raise DeployError(
+                f"spike input: drive {bias}…{weight + bias} of the transform (weight {weight}, "
+                f"bias {bias}) exceeds the 13-bit bias range ±{BIAS_MAX}"
+            )
+        if self.transformed and not isinstance(first, InputLayer):
+            raise DeployError("spike input: an input transform needs an input layer")
 
     def takes_images(self, image_shape: tuple[int, ...]) -> bool:
         """Whether images of ``image_shape`` (C, H, W) become these spikes: the same map, or

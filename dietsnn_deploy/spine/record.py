@@ -6,6 +6,7 @@ Into it, per batch: the input layer's integer drive (:class:`HostDrive`). Out of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -17,11 +18,14 @@ class HostDrive:
 
     ``drive`` is (1, B, *shape) for a static encoding (the same drive at every step) or
     (T, B, *shape) when it changes per step; ``frames`` are the encoded input frames the host
-    conv saw, (T, B, C, H, W) float, or None for static input (kept for op counting).
+    conv saw, (T, B, C, H, W) float, or None for static input (kept for op counting);
+    ``spikes`` are a SpikeInput network's binary input spikes (T, B, *input shape), of which
+    the drive is made (None otherwise).
     """
 
     drive: torch.Tensor
     frames: torch.Tensor | None = None
+    spikes: torch.Tensor | None = None
 
     @property
     def static(self) -> bool:
@@ -40,6 +44,15 @@ class HostDrive:
         if self.static:
             return self.drive.expand(timesteps, *self.drive.shape[1:])
         return self.drive
+
+    def along_batch(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> HostDrive:
+        """The same drive with ``fn`` applied to each tensor's batch-major layout (steps, B, …):
+        selecting, spreading or joining samples keeps drive, frames and spikes together."""
+
+        def apply(tensor: torch.Tensor | None) -> torch.Tensor | None:
+            return None if tensor is None else fn(tensor)
+
+        return HostDrive(drive=fn(self.drive), frames=apply(self.frames), spikes=apply(self.spikes))
 
 
 @dataclass

@@ -74,8 +74,9 @@ class Fields:
             raise self.fail(f"'{name}' must be one string")
         return _text(value[0], self, name)
 
-    def shape(self, length: int) -> tuple[int, ...]:
-        value = self.ints("shape", sizes=(length,)).reshape(-1)
+    def shape(self, *lengths: int) -> tuple[int, ...]:
+        """The positive ``shape`` field, of one of ``lengths`` dimensions."""
+        value = self.ints("shape", sizes=lengths).reshape(-1)
         if np.any(value < 1):
             raise self.fail(f"shape {tuple(value)} must be positive")
         return tuple(int(v) for v in value)

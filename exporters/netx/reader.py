@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
+from dataclasses import replace
 
 import h5py
 import numpy as np
@@ -27,6 +28,7 @@ from dietsnn_deploy.spine.network import (
     DenseLayer,
     DeployedNetwork,
     FlattenLayer,
+    HostEncoder,
     InputLayer,
     Layer,
     SpikeInput,
@@ -62,12 +64,7 @@ def _read_layer(fields: Fields, kind: str, previous: tuple[int, ...], pool: int,
     if kind != "flatten" and fields.has("weight_rec"):
         raise fields.fail("recurrent weights ('weight_rec') are not supported")
     if kind == "input":
-        for transform in ("weight", "bias"):  # netx keeps them as a transform it never applies
-            if fields.has(transform):
-                raise fields.fail(
-                    f"an input layer's {transform} is not supported (netx never applies it)"
-                )
-        return InputLayer(shape=fields.shape(3), neuron=_read_neuron(fields, spiking=True))
+        return InputLayer(shape=fields.shape(3, 1), neuron=_read_neuron(fields, spiking=True))
     if kind == "flatten":
         if len(previous) != 3:
             raise fields.fail(f"flatten needs a (C, H, W) input, previous output is {previous}")
@@ -121,6 +118,24 @@ def _read_delay(fields: Fields, shape: tuple[int, int]) -> np.ndarray | None:
     )
 
 
+def _input_transform(fields: Fields) -> tuple[int, int] | None:
+    """An input layer's (weight, bias): netx's transform of the input into the neurons'
+    bias_mant (netx defaults 64 and 0, converted as netx does with int()); None when the
+    layer has neither."""
+    if not (fields.has("weight") or fields.has("bias")):
+        return None
+    values = []
+    for name, default in (("weight", 64), ("bias", 0)):
+        if not fields.has(name):
+            values.append(default)
+            continue
+        value = fields.floats(name, size=1).reshape(-1)[0]
+        if abs(value) > 2**31:
+            raise fields.fail(f"input transform {name} {value} is out of range")
+        values.append(int(value))
+    return values[0], values[1]
+
+
 def _read_bias(fields: Fields, channels: int):
     """The layer's bias_mant per output channel (one value applies to all), or None. A conv
     bias per neuron is refused: netx would take it in Lava's (W, H, C) order."""
@@ -142,15 +157,14 @@ def _layer_count(f: h5py.File) -> int:
     return count
 
 
-def _read_layers(
-    f: h5py.File, pools: list[int] | None, readout: str
-) -> tuple[list[Layer], tuple[int, ...]]:
-    """The layers and the shape of the spikes into layer 0 (``()`` when it is an input layer
-    of neurons: it takes the drive)."""
+def _read_layers(f: h5py.File, pools: list[int] | None, readout: str):
+    """(layers, the shape of the spikes into layer 0 (``()`` when it is an input layer of
+    neurons: it takes the drive), the input layer's transform (None: absent))."""
     count = _layer_count(f)
     layers: list[Layer] = []
     previous: tuple[int, ...] = ()
     spike_shape: tuple[int, ...] = ()
+    transform = None
     for index in range(count):
         item = f["layer"][str(index)]
         if not isinstance(item, h5py.Group):
@@ -169,11 +183,13 @@ def _read_layers(
         layer = _read_layer(fields, kind, previous, pool, spiking)
         if not layers and kind == "dense":  # spikes straight into its synapses
             spike_shape = (layer.in_features,)
+        if kind == "input":
+            transform = _input_transform(fields)
         layers.append(layer)
         previous = tuple(int(s) for s in layer.shape)
     skipped = count - len(layers)  # 1 after a shape-only input layer: name file layers
     validate_layers(layers, input_shape=spike_shape, readout=readout, first_index=skipped)
-    return layers, spike_shape
+    return layers, spike_shape, transform
 
 
 @contextmanager
@@ -207,6 +223,19 @@ def read_netx_layers(path: str | os.PathLike, readout: str = "potential") -> lis
         return _read_layers(f, pools, readout if meta is None else read_readout(meta))[0]
 
 
+def _with_transform(encoder, transform: tuple[int, int] | None):
+    """The file's input transform on a spike input; refused for a host encoder, whose drive
+    netx would not transform either."""
+    if transform is None:
+        return encoder
+    if isinstance(encoder, HostEncoder):
+        raise DeployError(
+            "layer 0 (input): an input transform (weight, bias) is not supported: this file's "
+            "drive comes from its host encoder, and netx never applies the transform"
+        )
+    return replace(encoder, drive_per_spike=transform[0], drive_bias=transform[1])
+
+
 def read_netx(
     path: str | os.PathLike, *, timesteps: int | None = None, readout: str | None = None
 ) -> DeployedNetwork:
@@ -227,9 +256,11 @@ def read_netx(
                 "checkpoints and to netx files of other tools"
             )
         version = read_version(meta)
-        layers, _ = _read_layers(f, read_pools(meta, _layer_count(f)), read_readout(meta))
+        layers, _, transform = _read_layers(
+            f, read_pools(meta, _layer_count(f)), read_readout(meta)
+        )
         net = DeployedNetwork(
-            encoder=read_encoder(meta, version),
+            encoder=_with_transform(read_encoder(meta, version), transform),
             layers=layers,
             timesteps=meta.attr_int("timesteps"),
             num_classes=meta.attr_int("num_classes"),
@@ -251,9 +282,9 @@ def _read_foreign(f: h5py.File, path, timesteps: int | None, readout: str) -> De
         raise DeployError(
             f"{path}: a netx file from another tool does not say how many steps it runs; pass -T"
         )
-    layers, spike_shape = _read_layers(f, None, readout)
+    layers, spike_shape, transform = _read_layers(f, None, readout)
     net = DeployedNetwork(
-        encoder=SpikeInput(spike_shape or tuple(layers[0].shape)),
+        encoder=_with_transform(SpikeInput(spike_shape or tuple(layers[0].shape)), transform),
         layers=layers,
         timesteps=check_timesteps(timesteps, "-T"),
         num_classes=int(layers[-1].shape[0]),

@@ -10,7 +10,14 @@ import numpy as np
 
 from dietsnn_deploy.atomic import atomic_path
 from dietsnn_deploy.errors import DeployError
-from dietsnn_deploy.spine.network import ConvLayer, DenseLayer, DeployedNetwork, FlattenLayer, Layer
+from dietsnn_deploy.spine.network import (
+    ConvLayer,
+    DenseLayer,
+    DeployedNetwork,
+    FlattenLayer,
+    Layer,
+    SpikeInput,
+)
 from dietsnn_deploy.spine.neurons import get_neuron_model
 from exporters.netx.metadata import write_metadata
 
@@ -73,5 +80,9 @@ def write_netx(net: DeployedNetwork, path: str | os.PathLike) -> None:
             group.create_dataset("shape", data=np.asarray(net.input_shape, dtype=np.int64))
         for index, layer in enumerate(net.layers, start=int(shape_only)):
             _write_layer(layers.create_group(str(index)), layer)
+        source = net.encoder
+        if isinstance(source, SpikeInput) and source.transformed:  # netx's input transform
+            layers["0"].create_dataset("weight", data=source.drive_per_spike)
+            layers["0"].create_dataset("bias", data=source.drive_bias)
         pools = [1] * shape_only + [getattr(layer, "pool", 1) for layer in net.layers]
         write_metadata(f, net, pools)

@@ -136,12 +136,11 @@ class _Recorder:
             torch.from_numpy(self.spikes[i]) if i in self.spikes else None
             for i in range(len(net.layers))
         ]
-        inputs = drive.steps(net.timesteps).bool() if isinstance(net.encoder, SpikeInput) else None
         return SpikeRecord(
             spikes=spikes,
             readout=torch.from_numpy(self.readout),
             frames=drive.frames,
-            input_spikes=inputs,
+            input_spikes=None if drive.spikes is None else drive.spikes.bool(),
         )
 
 
@@ -194,7 +193,9 @@ def run_lava(
 def blank_samples(net: DeployedNetwork) -> int | None:
     """Blank samples to put after each image so that delayed spikes die out (module doc);
     None when none suffice (a bias before a delayed synapse): run each image alone."""
-    total, biased = 0, False
+    source = net.encoder
+    total = 0
+    biased = isinstance(source, SpikeInput) and source.drive_bias != 0  # a drive without spikes
     for layer in net.layers:
         delay = getattr(layer, "delay", None)
         if delay is not None and np.any(delay):
@@ -206,8 +207,7 @@ def blank_samples(net: DeployedNetwork) -> int | None:
 
 
 def _one(drive: HostDrive, image: int) -> HostDrive:
-    frames = None if drive.frames is None else drive.frames[:, image : image + 1]
-    return HostDrive(drive=drive.drive[:, image : image + 1], frames=frames)
+    return drive.along_batch(lambda tensor: tensor[:, image : image + 1])
 
 
 def _joined(results: list[LavaResult], net: DeployedNetwork) -> LavaResult:
@@ -239,8 +239,7 @@ def _spaced(drive: HostDrive, gap: int) -> HostDrive:
         spaced[:, :: gap + 1] = tensor
         return spaced
 
-    frames = None if drive.frames is None else spread(drive.frames)
-    return HostDrive(drive=spread(drive.steps(drive.drive.shape[0])), frames=frames)
+    return drive.along_batch(spread)
 
 
 def _unspaced(result: LavaResult, net: DeployedNetwork, count: int, gap: int) -> LavaResult:
