@@ -11,6 +11,8 @@ and no neuron. ``random_foreign(kind, seed)`` builds one of:
   → flatten → dense 24 (iDecay 2048) → dense 10
 - ``"input"``: input layer of neurons (1, 8, 8; v_decay 2048, threshold 60) with the input
   transform weight 48, bias −4 → conv 3×3 stride 2 (6 ch) → flatten → dense 10
+- ``"flatten"``: input (1, 8, 8) shape only → flatten → dense 20 → dense 10 (the map's
+  spikes reach the first dense layer flattened, in netx's C-major order)
 - ``"delay"``: spikes (64,) → dense 32 with axonal delays 0–4 per output neuron → dense 10
   with delays 0–3 per input (iDecay 1024)
 
@@ -24,7 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-KINDS = ("dense", "conv", "input", "delay")
+KINDS = ("dense", "conv", "input", "flatten", "delay")
 
 
 def _string(group: h5py.Group, name: str, value: str) -> None:
@@ -117,6 +119,11 @@ def random_foreign(kind: str, seed: int, path: str | Path) -> Path:
             out = _conv(layers, 1, rng, (1, 8, 8), 6, 2, threshold=50)
             _flatten(layers, 2)
             _dense(layers, 3, rng, int(np.prod(out)), 10, threshold=60, v_decay=100)
+        elif kind == "flatten":
+            _input(layers, (1, 8, 8), neurons=False)
+            _flatten(layers, 1)
+            _dense(layers, 2, rng, 64, 20, threshold=40, v_decay=123, bias=True)
+            _dense(layers, 3, rng, 20, 10, threshold=30, v_decay=123)
         elif kind == "delay":
             _dense(layers, 0, rng, 64, 32, threshold=40, v_decay=123,
                    delay=rng.integers(0, 5, size=32))  # fmt: skip

@@ -264,10 +264,13 @@ def _unspaced(result: LavaResult, net: DeployedNetwork, count: int, gap: int) ->
     )
 
 
-def _drive_frames(drive: HostDrive, image: int, timesteps: int) -> np.ndarray:
-    """The T frames (T, W, H, C) of image ``image``'s drive, int32, in Lava's order."""
-    frames = drive.steps(timesteps)[:, image].numpy()  # (T, C, H, W) or (T, n)
-    return np.ascontiguousarray(swap_xy_c(frames)).astype(np.int32)
+def _drive_frames(drive: HostDrive, image: int, ring: np.ndarray) -> np.ndarray:
+    """The T frames of image ``image``'s drive, int32, in the ring's Lava order: (T, W, H, C),
+    or flattened C-major (T, n) for a port that takes a flattened map (a first dense layer
+    after a flatten: netx's flatten order)."""
+    frames = drive.steps(ring.shape[0])[:, image].numpy()  # (T, C, H, W) or (T, n)
+    frames = frames.reshape(len(frames), -1) if ring.ndim == 2 else swap_xy_c(frames)
+    return np.ascontiguousarray(frames).astype(np.int32)
 
 
 def _run(
@@ -305,7 +308,7 @@ def _run(
     target = lava_net.in_layer.inp if recorder.lead else lava_net.in_layer.neuron.a_in
     source = FrameSource(shape=target.shape, path=folder / "drive.npy")
     ring = frames_file(folder / "drive.npy", T, target.shape)
-    ring[:] = _drive_frames(drive, 0, T)
+    ring[:] = _drive_frames(drive, 0, ring)
     source.s_out.connect(target)
     sinks, rings = [], []
     for k in recorder.spiking:
@@ -358,4 +361,4 @@ def _steps(lava_net, recorder, rings, reader, ring, drive, signals, bar, run_ste
         done += steps
         image = done // T  # the next chunk is this image's input window
         if done < recorder.total_steps:
-            ring[:] = _drive_frames(drive, image, T) if image < recorder.count else 0
+            ring[:] = _drive_frames(drive, image, ring) if image < recorder.count else 0
