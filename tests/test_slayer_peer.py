@@ -131,3 +131,8 @@ def test_a_slayer_input_block_is_netxs_input_layer_with_its_default_transform(tm
     ours = classify(deployed, images, progress=False, seed=SEED)
     assert torch.equal(ours.readout, _slayer_counts(net, images, shift=False))
     assert float((ours.predictions == labels).double().mean()) > 0.5
+    from hw_sim.lava.runner import run_lava
+
+    lava = run_lava(deployed, images[:4], progress=False, seed=SEED, file=path)
+    emulated = Emulator(deployed).run(network_drive(deployed, images[:4], seed=SEED))
+    assert_records_agree(lava.record, emulated, deployed, rates=(0.02, 0.9))
