@@ -174,6 +174,10 @@ def _write(path, edit):
         (["-T", "6", "--spikes", "bad.npy"], "rasters are (3, 5, 64), expected (N, 6, 64)"),
         (["-T", "5", "--spikes", "bad.npy"], "rasters must hold 0 or 1 only"),
         (["-T", "5", "--spikes", "none.npy"], "spike raster file not found"),
+        (["-T", "5", "--spikes", "ok.npy", "--labels", "l.npy"], "labels must be 4 integers"),
+        (["-T", "5", "--spikes", "ok.npy", "--labels", "bad.npy"], "labels must be 4 integers"),
+        (["-T", "5", "--spikes", "ok.npy", "--labels", "l12.npy"], "labels outside [0, 9]"),
+        (["-T", "5", "--spikes", "text.npy"], "not a readable .npy array"),
         (["-T", "6", "--dataset", "fashion-mnist", "-n", "2"], "the network takes spikes (64,)"),
         (["-T", "6", "--readout", "potential", "--dataset", "digits"], "readout threshold must"),
     ],
@@ -184,6 +188,9 @@ def test_cli_refuses_bad_spike_input(tmp_path, monkeypatch, capsys, args, messag
     bad[0, 0, 0] = 2
     np.save(tmp_path / "bad.npy", bad)
     np.save(tmp_path / "l.npy", np.zeros(3, np.int64))
+    np.save(tmp_path / "ok.npy", np.zeros((4, 5, 64), bool))
+    np.save(tmp_path / "l12.npy", np.full(4, 12))
+    (tmp_path / "text.npy").write_text("not an array")
     monkeypatch.chdir(tmp_path)
     code, _, err = run_main(monkeypatch, capsys, "simulate", str(path), *args)
     assert code == 2

@@ -93,20 +93,19 @@ def load_rasters(
         raise DeployError(f"{path}: rasters must hold 0 or 1 only (binary spikes)")
     if len(raster) == 0:
         raise DeployError(f"{path}: holds no rasters")
-    raster = raster[:limit]
     labels = None
     if labels_path is not None:
         values = _load_array(labels_path, "labels")
-        if values.ndim != 1 or values.dtype.kind not in "iu" or len(values) < len(raster):
+        if values.ndim != 1 or values.dtype.kind not in "iu" or len(values) != len(raster):
             raise DeployError(
-                f"{labels_path}: labels must be {len(raster)} integers (N,), got {values.dtype} "
-                f"{values.shape}"
+                f"{labels_path}: labels must be {len(raster)} integers (N,), one per raster, got "
+                f"{values.dtype} {values.shape}"
             )
-        values = values[: len(raster)]
+        values = values[:limit]
         if values.min() < 0 or values.max() >= net.num_classes:
             raise DeployError(f"{labels_path}: labels outside [0, {net.num_classes - 1}]")
         labels = torch.from_numpy(values.astype(np.int64))
-    spikes = torch.from_numpy(raster.astype(bool))
+    spikes = torch.from_numpy(raster[:limit].astype(bool))
     return RunInputs(SpikeRasters(spikes), labels, Path(path).name)
 
 
