@@ -32,6 +32,9 @@ from dietsnn_deploy.errors import DeployError
 
 DECAY_UNITY = 4096  # 12-bit decays: v ← v·(4096 − v_decay)/4096
 STATE_SHIFT = 6  # a_in, bias and threshold enter v shifted left by 6 bits
+#: netx's input transform weight by default: an input spike is 1.0 at 6 fractional bits of
+#: bias_mant (lava-dl drives an input layer with bias_mant = weight · input + bias)
+INPUT_SPIKE_DRIVE = 1 << STATE_SHIFT
 WEIGHT_MIN, WEIGHT_MAX = -256, 254  # 8-bit mixed-sign mantissas (even values)
 THRESHOLD_MAX = 2**17 - 1  # vThMant, 17-bit unsigned
 BIAS_MAX = 4095  # bias_mant, 13-bit signed on hardware (−4096 … 4095)

@@ -48,7 +48,7 @@ from dietsnn_deploy.spine.layers import (
     validate_layers,
     where,
 )
-from dietsnn_deploy.spine.loihi import A_IN_MAX, BIAS_MAX
+from dietsnn_deploy.spine.loihi import A_IN_MAX, BIAS_MAX, INPUT_SPIKE_DRIVE
 from dietsnn_deploy.spine.record import SpikeRecord
 from dietsnn_deploy.spine.settings import check_timesteps
 
@@ -176,14 +176,14 @@ class SpikeInput:
     """
 
     shape: tuple[int, ...]
-    drive_per_spike: int = field(default=64, metadata=DIGEST_SKIPS_DEFAULT)
+    drive_per_spike: int = field(default=INPUT_SPIKE_DRIVE, metadata=DIGEST_SKIPS_DEFAULT)
     drive_bias: int = field(default=0, metadata=DIGEST_SKIPS_DEFAULT)
     encoding: ClassVar[str] = "spikes"
 
     @property
     def transformed(self) -> bool:
         """Whether the input transform differs from netx's default (64, 0)."""
-        return (self.drive_per_spike, self.drive_bias) != (64, 0)
+        return (self.drive_per_spike, self.drive_bias) != (INPUT_SPIKE_DRIVE, 0)
 
     def drive(self, spikes: torch.Tensor) -> torch.Tensor:
         """The input layer's drive of binary spikes (the equation above), int64."""

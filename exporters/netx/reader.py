@@ -22,6 +22,7 @@ import h5py
 import numpy as np
 
 from dietsnn_deploy.errors import DeployError
+from dietsnn_deploy.spine.loihi import INPUT_SPIKE_DRIVE
 from dietsnn_deploy.spine.network import (
     READOUTS,
     ConvLayer,
@@ -125,7 +126,7 @@ def _input_transform(fields: Fields) -> tuple[int, int] | None:
     if not (fields.has("weight") or fields.has("bias")):
         return None
     values = []
-    for name, default in (("weight", 64), ("bias", 0)):
+    for name, default in (("weight", INPUT_SPIKE_DRIVE), ("bias", 0)):
         if not fields.has(name):
             values.append(default)
             continue
