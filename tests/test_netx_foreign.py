@@ -315,3 +315,11 @@ def test_the_input_transform_makes_the_input_layers_drive_by_hand(tmp_path):
     write_netx(net, ours)
     with h5py.File(ours) as f:
         assert (f["layer/0/weight"][()], f["layer/0/bias"][()]) == INPUT_TRANSFORM
+
+
+def test_energy_refuses_rasters_for_a_float_model(tmp_path, monkeypatch, capsys):
+    np.save(tmp_path / "r.npy", np.zeros((2, 3, 64), bool))
+    code, _, err = run_main(monkeypatch, capsys, "energy", "any.pt", "--float", "--spikes",
+                            str(tmp_path / "r.npy"))  # fmt: skip
+    assert code == 2
+    assert_one_error_line(err, "--spikes is for netx files")

@@ -225,6 +225,10 @@ def measure_file(
     ``sweep_steps``."""
     if on_float and options.backend == "lava":
         raise DeployError("--float counts the PyTorch model; --backend is for deployed networks")
+    if on_float and options.spikes is not None:
+        raise DeployError(
+            "--float runs the PyTorch model on its dataset; --spikes is for netx files"
+        )
     if network_format(path).name == "netx":
         if on_float or sweep_steps:
             flag = "--float" if on_float else "--sweep-timesteps"
