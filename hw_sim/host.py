@@ -49,6 +49,18 @@ def _drive(encoder: HostEncoder, frames: torch.Tensor) -> torch.Tensor:
     return drive_mantissa(current, encoder.drive_scale).to(torch.int64)
 
 
+def _frames_by_image(encoding, x: torch.Tensor, timesteps: int, seed: int, first_index: int):
+    """The encoding's frames (T, N, ...) of ``x`` (N, ...), image i drawn with the generator
+    of image number ``first_index + i`` under ``seed`` (so not depending on its batch)."""
+    return torch.cat(
+        [
+            encoding.frames(x[i : i + 1], timesteps, image_generator(seed, first_index + i))
+            for i in range(len(x))
+        ],
+        dim=1,
+    )
+
+
 def encode_drive(encoder: HostEncoder, images: torch.Tensor) -> torch.Tensor:
     """The constant drive (N, Cout, H', W') of a static (direct) encoding, int64."""
     if not get_encoding(encoder.encoding).static:
@@ -72,13 +84,7 @@ def host_drive(
         raise DeployError("no images to encode")
     if encoding.static:
         return HostDrive(drive=_drive(encoder, x).unsqueeze(0))
-    frames = torch.cat(
-        [
-            encoding.frames(x[i : i + 1], timesteps, image_generator(seed, first_index + i))
-            for i in range(len(x))
-        ],
-        dim=1,
-    )
+    frames = _frames_by_image(encoding, x, timesteps, seed, first_index)
     kinds = encoding.step_kinds(timesteps)
     drive = []
     for step, kind in enumerate(kinds):
@@ -117,14 +123,7 @@ def spike_drive(
         raise DeployError("no images to encode")
     if pixels.min() < 0 or pixels.max() > 1:
         raise DeployError("spike rates need pixels in [0, 1]")
-    rates = Poisson()
-    frames = torch.cat(
-        [
-            rates.frames(pixels[i : i + 1], timesteps, image_generator(seed, first_index + i))
-            for i in range(len(pixels))
-        ],
-        dim=1,
-    )
+    frames = _frames_by_image(Poisson(), pixels, timesteps, seed, first_index)
     spikes = frames.reshape(timesteps, len(pixels), *shape).to(torch.int64)
     return HostDrive(drive=spikes, spikes=spikes)
 
